@@ -1,0 +1,164 @@
+"""Passages -> Answer: the answering sentence, numbered verbatim citations, or "the article doesn't say"."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.index import DocumentInfo
+from bot.retrieval import Retrieval, ScoredSentence
+
+_FIGURE = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens)\b",
+    re.I,
+)
+
+
+NOT_SAID = "The article doesn't say."
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verbatim quote: text == <the corpus file's content>[start:end]."""
+
+    n: int
+    doc: str
+    title: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "doc": self.doc,
+            "title": self.title,
+            "paragraph": self.paragraph,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answered: bool
+    text: str | None  # verbatim, from inside citations[0]; None when not answered
+    citations: list[Citation]  # when not answered: the closest passages, not evidence
+    confidence: float
+    reason: str | None = None  # why not answered, in words a reader understands
+    answer_start: int | None = None  # offsets of `text` in citations[0].doc
+    answer_end: int | None = None
+    key_terms: tuple[str, ...] = field(default_factory=tuple)  # question words, for emphasis
+    candidate: str | None = None  # the best sentence, answered or not (for threshold tables)
+    score_refusal: bool = False  # refused only because the confidence was under the threshold
+
+    def to_json(self) -> dict[str, Any]:
+        """The `ask --json` contract: exactly these fields."""
+        return {
+            "question": self.question,
+            "answered": self.answered,
+            "answer": self.text if self.answered else None,
+            "citations": [c.to_json() for c in self.citations],
+        }
+
+
+def _citations(
+    retrieval: Retrieval, documents: dict[str, DocumentInfo], limit: int, first_chunk: int | None
+) -> list[Citation]:
+    passages = list(retrieval.passages)
+    if first_chunk is not None:
+        passages.sort(key=lambda p: p.chunk.id != first_chunk)  # stable: the answer's chunk first
+    citations: list[Citation] = []
+    for passage in passages[:limit]:
+        chunk = passage.chunk
+        citations.append(
+            Citation(
+                n=len(citations) + 1,
+                doc=chunk.doc,
+                title=documents[chunk.doc].title,
+                paragraph=chunk.paragraph,
+                start=chunk.start,
+                end=chunk.end,
+                text=chunk.text,
+                score=passage.score,
+            )
+        )
+    return citations
+
+
+def _choose_sentence(retrieval: Retrieval) -> ScoredSentence | None:
+    sentences = retrieval.sentences
+    if not sentences:
+        return None
+    if retrieval.question.kind == "how_many":
+        # A "how many" answer must hold a figure; a sentence without one does not answer it.
+        best = sentences[0].score
+        for candidate in sentences:
+            if candidate.score < best - 0.3:
+                break
+            if _FIGURE.search(candidate.sentence.text):
+                return candidate
+        return None
+    return sentences[0]
+
+
+def compose_answer(
+    retrieval: Retrieval, documents: dict[str, DocumentInfo], threshold: float, limit: int = 3
+) -> Answer:
+    """Decide whether the article answers, and build the cited answer (or the closest passages)."""
+    question = retrieval.question
+    best = retrieval.sentences[0] if retrieval.sentences else None
+    confidence = best.score if best else 0.0
+    key_terms = tuple(dict.fromkeys(question.terms))
+
+    def not_answered(reason: str, score_refusal: bool = False) -> Answer:
+        return Answer(
+            candidate=best.sentence.text if best else None,
+            score_refusal=score_refusal,
+            question=question.text,
+            answered=False,
+            text=None,
+            citations=_citations(retrieval, documents, limit, None),
+            confidence=confidence,
+            reason=reason,
+            key_terms=key_terms,
+        )
+
+    if not question.terms and not question.entities:
+        return not_answered("That doesn't look like a question about the article.")
+    if question.unknown_entities:
+        names = ", ".join(_display(e) for e in question.unknown_entities)
+        return not_answered(f"The article doesn't mention {names}.")
+    if question.missing_attribute:
+        return not_answered(f"The article doesn't mention the {question.missing_attribute}.")
+    chosen = _choose_sentence(retrieval)
+    if chosen is None:
+        return not_answered("The article gives no figure for that.")
+    if chosen.score < threshold:
+        return not_answered(NOT_SAID, score_refusal=True)
+    citations = _citations(retrieval, documents, limit, chosen.chunk_id)
+    sentence = chosen.sentence
+    return Answer(
+        question=question.text,
+        answered=True,
+        text=sentence.text,
+        citations=citations,
+        confidence=chosen.score,
+        answer_start=sentence.start,
+        answer_end=sentence.end,
+        key_terms=key_terms,
+        candidate=sentence.text,
+    )
+
+
+def _display(entity: str) -> str:
+    return " ".join(
+        word.upper() if len(word) <= 3 and not word.isdigit() else word.title() for word in entity.split()
+    )

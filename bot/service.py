@@ -1,0 +1,193 @@
+"""The one object every front end uses: load the model and index once, then ask(question, session)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from bot.answer import Answer, compose_answer
+from bot.config import Settings
+from bot.corpus import read_corpus
+from bot.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
+from bot.index import (
+    BuildReport,
+    DocumentInfo,
+    StoredIndex,
+    build_index,
+    build_lock,
+    current_build,
+    load_index,
+    read_manifest,
+    save_index,
+    staleness,
+)
+from bot.lexical import content_words
+from bot.retrieval import Retriever, question_entities
+
+log = logging.getLogger(__name__)
+
+_PRONOUNS = frozenset(
+    [
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "it",
+        "its",
+        "that",
+        "this",
+        "those",
+        "these",
+        "there",
+        "then",
+    ]
+)
+_FOLLOW_UP_OPENERS = re.compile(r"^\s*(and|also|what about|how about|and what about|same for)\b", re.I)
+
+
+@dataclass
+class Turn:
+    question: str
+    carried: tuple[str, ...]  # names and subject words this turn leaves for the next
+
+
+@dataclass
+class Session:
+    """What one chat remembers: its last few turns, for follow-up questions."""
+
+    max_turns: int = 4
+    turns: deque[Turn] = field(default_factory=deque)
+
+    def remember(self, turn: Turn) -> None:
+        self.turns.append(turn)
+        while len(self.turns) > self.max_turns:
+            self.turns.popleft()
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+
+def leans_on_previous(question: str) -> bool:
+    """True for questions that need the one before: pronouns, "And Macron?", or too short to stand alone."""
+    tokens = [w.lower() for w in re.findall(r"[A-Za-z']+", question)]
+    if _FOLLOW_UP_OPENERS.match(question):
+        return True
+    if any(t in _PRONOUNS for t in tokens):
+        return True
+    return len(content_words(question)) <= 1
+
+
+class StorybotService:
+    """Loads once; answers any number of questions from any number of sessions."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, index: StoredIndex) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._lock = threading.Lock()  # guards swapping in a rebuilt index
+        self._set_index(index)
+
+    # -- loading and rebuilding ---------------------------------------------------------------
+
+    @classmethod
+    def load(cls, settings: Settings, embedder: Embedder | None = None) -> StorybotService:
+        """Load the model and the index; rebuild first when the index is missing or stale."""
+        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        build_dir = current_build(settings.index_dir)
+        if build_dir is None:
+            log.warning("no index in %s yet: building it now", settings.index_dir)
+            return cls(settings, embedder, rebuild_index(settings, embedder).index)
+        reason = staleness(
+            read_manifest(build_dir), settings.corpus_dir, embedder.name, settings.chunk_max_chars
+        )
+        if reason:
+            log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
+            return cls(settings, embedder, rebuild_index(settings, embedder).index)
+        return cls(settings, embedder, load_index(build_dir, embedder.dimension))
+
+    def _set_index(self, index: StoredIndex) -> None:
+        retriever = Retriever(index, self.embedder)
+        with self._lock:
+            self.index = index
+            self.retriever = retriever
+
+    def rebuild(self, progress: ProgressCallback | None = None) -> BuildReport:
+        """Rebuild from the corpus and start answering from the new index."""
+        report = rebuild_index(self.settings, self.embedder, progress)
+        self._set_index(report.index)
+        return report
+
+    # -- asking ---------------------------------------------------------------------------------
+
+    def ask(self, question: str, session: Session | None = None) -> Answer:
+        """Answer one question from the article, using the session's history for follow-ups."""
+        question = " ".join(question.split())
+        carried: tuple[str, ...] = ()
+        if session and session.turns and leans_on_previous(question):
+            carried = session.turns[-1].carried
+        retriever = self.retriever
+        retrieval = retriever.search(question, carried)
+        answer = compose_answer(
+            retrieval, self.index.documents, self.settings.answer_threshold, self.settings.top_k
+        )
+        if session is not None:
+            session.remember(Turn(question, self._carry_forward(question, carried, answer)))
+        return answer
+
+    async def ask_async(self, question: str, session: Session | None = None) -> Answer:
+        """ask() off the event loop: embedding is CPU work and must not block other chats."""
+        return await asyncio.to_thread(self.ask, question, session)
+
+    def _carry_forward(self, question: str, carried: tuple[str, ...], answer: Answer) -> tuple[str, ...]:
+        # The next question may say "he" for a name in this question or in this answer.
+        names = [" ".join(p) for p in question_entities(question)]
+        subject = content_words(question)
+        if answer.answered and answer.text:
+            names += [" ".join(p) for p in question_entities(answer.text)]
+        words = []
+        for phrase in [*names, *subject, *carried]:
+            words.extend(phrase.split())
+        return tuple(dict.fromkeys(words))[:12]
+
+    # -- the corpus, for front ends -------------------------------------------------------------
+
+    @property
+    def documents(self) -> list[DocumentInfo]:
+        return list(self.index.documents.values())
+
+    def paragraph_text(self, doc: str, paragraph: int) -> str | None:
+        """The verbatim text of one paragraph, for "show more context"."""
+        info = self.index.documents.get(doc)
+        if info is None or paragraph not in info.paragraphs:
+            return None
+        return info.paragraphs[paragraph][2]
+
+
+def rebuild_index(
+    settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None
+) -> BuildReport:
+    """Read the corpus, build and atomically save a new index; the old one answers until the swap."""
+    with build_lock(settings.index_dir):
+        started = time.perf_counter()
+        corpus = read_corpus(settings.corpus_dir)
+        report = build_index(corpus, embedder, settings.chunk_max_chars, progress)
+        save_index(report.index, settings.index_dir)
+        seconds = time.perf_counter() - started
+    log.info(
+        "built the index in %s: %d documents, %d chunks, %.1fs",
+        settings.index_dir,
+        len(report.index.documents),
+        len(report.index.chunks),
+        seconds,
+    )
+    return BuildReport(index=report.index, seconds=seconds, skipped=report.skipped)
