@@ -47,10 +47,14 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'STORYBOT_' + '_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
-        )
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"invalid settings ({problems}); see .env.example") from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """The environment variable behind a settings field, for error messages."""
+    name = str(location[0]).upper() if location else "?"
+    return name if name.startswith("TELEGRAM_") else f"STORYBOT_{name}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

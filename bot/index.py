@@ -272,14 +272,9 @@ def _read_vectors(path: Path, dimension: int, count: int) -> faiss.Index:
     return index
 
 
-def load_index(build_dir: Path, expected_dimension: int | None = None) -> StoredIndex:
+def load_index(build_dir: Path) -> StoredIndex:
     """Load a build folder, checking every file against the manifest; IndexDamagedError names the bad file."""
     manifest = read_manifest(build_dir)
-    if expected_dimension is not None and manifest.dimension != expected_dimension:
-        raise IndexDamagedError(
-            build_dir / MANIFEST,
-            f"dimension {manifest.dimension}, the embedding model gives {expected_dimension}",
-        )
     metadata_path = build_dir / METADATA
     try:
         metadata: dict[str, Any] = json.loads(metadata_path.read_text(encoding="utf-8"))

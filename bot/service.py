@@ -14,7 +14,9 @@ from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from bot.corpus import read_corpus
 from bot.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
+from bot.errors import IndexDamagedError
 from bot.index import (
+    MANIFEST,
     BuildReport,
     DocumentInfo,
     StoredIndex,
@@ -101,19 +103,31 @@ class StorybotService:
 
     @classmethod
     def load(cls, settings: Settings, embedder: Embedder | None = None) -> StorybotService:
-        """Load the model and the index; rebuild first when the index is missing or stale."""
-        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        """Load the index and the model; rebuild first when the index is missing or stale.
+
+        The index is checked before the model loads, so a damaged index is reported at once.
+        """
+        model_name = embedder.name if embedder else settings.embedding_model
         build_dir = current_build(settings.index_dir)
+        index: StoredIndex | None = None
         if build_dir is None:
             log.warning("no index in %s yet: building it now", settings.index_dir)
-            return cls(settings, embedder, rebuild_index(settings, embedder).index)
-        reason = staleness(
-            read_manifest(build_dir), settings.corpus_dir, embedder.name, settings.chunk_max_chars
-        )
-        if reason:
-            log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
-            return cls(settings, embedder, rebuild_index(settings, embedder).index)
-        return cls(settings, embedder, load_index(build_dir, embedder.dimension))
+        else:
+            manifest = read_manifest(build_dir)
+            reason = staleness(manifest, settings.corpus_dir, model_name, settings.chunk_max_chars)
+            if reason:
+                log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
+            else:
+                index = load_index(build_dir)
+        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        if index is None:
+            index = rebuild_index(settings, embedder).index
+        elif index.manifest.dimension != embedder.dimension:
+            raise IndexDamagedError(
+                build_dir / MANIFEST if build_dir else settings.index_dir,
+                f"dimension {index.manifest.dimension}, the model gives {embedder.dimension}",
+            )
+        return cls(settings, embedder, index)
 
     def _set_index(self, index: StoredIndex) -> None:
         retriever = Retriever(index, self.embedder)

