@@ -159,6 +159,4 @@ def compose_answer(
 
 
 def _display(entity: str) -> str:
-    return " ".join(
-        word.upper() if len(word) <= 3 and not word.isdigit() else word.title() for word in entity.split()
-    )
+    return " ".join(word.upper() if len(word) <= 3 and not word.isdigit() else word.title() for word in entity.split())

@@ -69,9 +69,7 @@ def _timed_child(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 def run_bench(settings: Settings, questions_path: Path | None, rounds: int, telegram_load: bool) -> int:
     questions = DEFAULT_QUESTIONS
     if questions_path:
-        questions = [
-            json.loads(line)["q"] for line in questions_path.read_text().splitlines() if line.strip()
-        ]
+        questions = [json.loads(line)["q"] for line in questions_path.read_text().splitlines() if line.strip()]
     print(f"machine: {machine()}")
 
     load_started = time.perf_counter()

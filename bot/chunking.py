@@ -293,12 +293,9 @@ def chunk_document(
             for piece in split_long(text, span, max_chars)
         ]
         for group in _pack(spans, max_chars):
-            ids = tuple(
-                range(first_sentence_id + len(sentences), first_sentence_id + len(sentences) + len(group))
-            )
+            ids = tuple(range(first_sentence_id + len(sentences), first_sentence_id + len(sentences) + len(group)))
             sentences += [
-                Sentence(document.name, paragraph.number, s.start, s.end, text[s.start : s.end])
-                for s in group
+                Sentence(document.name, paragraph.number, s.start, s.end, text[s.start : s.end]) for s in group
             ]
             start, end = group[0].start, group[-1].end
             chunks.append(

@@ -37,9 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure latency, cold start, rebuild time and memory")
     bench.add_argument("--questions", type=Path, help="JSON Lines questions (default: the bundled list)")
     bench.add_argument("--rounds", type=int, default=5, help="passes over the questions (default 5)")
-    bench.add_argument(
-        "--telegram-load", action="store_true", help="also run 20 chats x 10 questions over HTTP"
-    )
+    bench.add_argument("--telegram-load", action="store_true", help="also run 20 chats x 10 questions over HTTP")
     return parser
 
 

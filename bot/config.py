@@ -36,9 +36,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=3, ge=1, le=10, description="citations per answer")
     # A chunk is quoted whole as a citation, and citations are at most 500 characters.
     chunk_max_chars: int = Field(default=500, ge=120, le=500)
-    answer_threshold: float = Field(
-        default=0.42, ge=0.0, le=3.0, description="answer confidence needed to answer"
-    )
+    answer_threshold: float = Field(default=0.42, ge=0.0, le=3.0, description="answer confidence needed to answer")
     history_turns: int = Field(default=4, ge=0, le=20)
 
     # Telegram.

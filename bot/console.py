@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from bot.answer import Answer
 from bot.feedback import FeedbackLog
+from bot.lexical import key_word_spans
 from bot.service import Session, StorybotService
 
 ReadLine = Callable[[str], str]  # prompt -> line; raises EOFError at the end of input
@@ -56,14 +56,12 @@ class Style:
 def _emphasise(text: str, terms: Iterable[str], style: Style) -> str:
     if not style.enabled:
         return text
-    stems = {t[:5] for t in terms if len(t) >= 3}
-    if not stems:
-        return text
-    return re.sub(
-        r"[A-Za-z][A-Za-z'’.-]*",
-        lambda m: style.bold(m.group(0)) if m.group(0).lower()[:5] in stems else m.group(0),
-        text,
-    )
+    pieces = []
+    position = 0
+    for start, end in key_word_spans(text, terms):
+        pieces += [text[position:start], style.bold(text[start:end])]
+        position = end
+    return "".join(pieces) + text[position:]
 
 
 def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
@@ -109,10 +107,7 @@ def run_chat(
     """The interactive loop: read a line, answer it, until exit or end of input."""
     session = Session(max_turns=service.settings.history_turns)
     titles = "; ".join(info.title for info in service.documents)
-    write(
-        style.bold("storybot")
-        + f" - ask about: {titles}\nType a question, 'help' for commands, 'exit' to leave."
-    )
+    write(style.bold("storybot") + f" - ask about: {titles}\nType a question, 'help' for commands, 'exit' to leave.")
     last: Answer | None = None
     while True:
         try:
@@ -149,7 +144,7 @@ def _record_feedback(command: str, last: Answer | None, feedback: FeedbackLog | 
     if feedback is None:
         return "Feedback is not being recorded in this session."
     good = parts[1].lower() in {"good", "up", "+"}
-    feedback.record(last, good=good, note=parts[2] if len(parts) > 2 else None, channel="console")
+    feedback.record(last.to_json(), good=good, note=parts[2] if len(parts) > 2 else None, channel="console")
     return f"Thanks, recorded in {feedback.path}."
 
 
@@ -175,9 +170,7 @@ def parse_batch_line(line: str) -> BatchQuestion | None:
     return BatchQuestion(text, None)
 
 
-def answer_batch(
-    service: StorybotService, lines: Iterable[str], write: Write, as_json: bool, style: Style
-) -> int:
+def answer_batch(service: StorybotService, lines: Iterable[str], write: Write, as_json: bool, style: Style) -> int:
     """Answer each line in turn with one loaded model; returns how many questions were answered."""
     sessions: dict[str, Session] = {}
     count = 0

@@ -53,9 +53,7 @@ _DATE_LINE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _DATE_PREFIX = re.compile(r"^(?:updated|published|posted|date)\b:?\s*", re.IGNORECASE)
-_KEY_VALUE = re.compile(
-    r"^(title|outlet|source|publisher|date|published|updated|by|author)\s*:\s*(.+)$", re.I
-)
+_KEY_VALUE = re.compile(r"^(title|outlet|source|publisher|date|published|updated|by|author)\s*:\s*(.+)$", re.I)
 _BYLINE = re.compile(r"^by\s+\S", re.IGNORECASE)
 
 

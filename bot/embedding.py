@@ -89,9 +89,7 @@ class SentenceTransformerEmbedder:
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start : start + self.batch_size])
             batches.append(
-                self._model.encode(
-                    batch, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
-                )
+                self._model.encode(batch, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
             )
             if progress:
                 progress(min(start + self.batch_size, len(texts)), len(texts))

@@ -49,6 +49,4 @@ class IndexDamagedError(IndexError_):
     def __init__(self, path: Path, problem: str) -> None:
         self.path = path
         self.problem = problem
-        super().__init__(
-            f"the index file {path} is damaged ({problem}); run `storybot rebuild` to rebuild it"
-        )
+        super().__init__(f"the index file {path} is damaged ({problem}); run `storybot rebuild` to rebuild it")

@@ -31,9 +31,7 @@ class EvalResult:
         """Answerable and answered with an expected phrase, or unanswerable and abstained."""
         if self.case.expect is None:
             return not self.answer.answered
-        return bool(
-            self.answer.answered and self.answer.text and _contains(self.answer.text, self.case.expect)
-        )
+        return bool(self.answer.answered and self.answer.text and _contains(self.answer.text, self.case.expect))
 
     @property
     def hit_at_3(self) -> bool:
@@ -81,9 +79,7 @@ def run_eval(service: StorybotService, cases: list[EvalCase]) -> list[EvalResult
     return [EvalResult(case, service.ask(case.question)) for case in cases]
 
 
-def threshold_table(
-    results: list[EvalResult], thresholds: list[float]
-) -> list[tuple[float, float, float, int]]:
+def threshold_table(results: list[EvalResult], thresholds: list[float]) -> list[tuple[float, float, float, int]]:
     """(threshold, precision, recall, correct answers) of answering when confidence >= threshold.
 
     Precision: of the questions answered, how many were answerable and answered right.

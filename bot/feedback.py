@@ -6,8 +6,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-
-from bot.answer import Answer
+from typing import Any
 
 FEEDBACK_FILE = "feedback.jsonl"
 
@@ -21,19 +20,20 @@ class FeedbackLog:
 
     def record(
         self,
-        answer: Answer,
+        answer: dict[str, Any],
         good: bool,
         note: str | None = None,
         channel: str = "console",
         chat: int | None = None,
     ) -> None:
+        """Append one vote about an answer, given in its `ask --json` form."""
         entry = {
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "channel": channel,
             "chat": chat,
             "vote": "up" if good else "down",
             "note": note,
-            **answer.to_json(),
+            **answer,
         }
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock:

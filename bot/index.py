@@ -60,9 +60,7 @@ class DocumentInfo:
             title=document.title,
             outlet=document.outlet,
             date=document.date,
-            paragraphs={
-                p.number: (p.start, p.end, document.text[p.start : p.end]) for p in document.paragraphs
-            },
+            paragraphs={p.number: (p.start, p.end, document.text[p.start : p.end]) for p in document.paragraphs},
         )
 
 

@@ -215,6 +215,16 @@ def stems(text: str) -> list[str]:
     return [stem(w) for w in content_words(text)]
 
 
+def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]:
+    """(start, end) of the words in `text` that share a stem with a key term, for emphasis."""
+    wanted = {stem(normalize_word(t)) for t in key_terms if t}
+    return [
+        (match.start(), match.end())
+        for match in _WORD.finditer(text)
+        if stem(normalize_word(match.group(0))) in wanted and match.group(0).lower() not in STOPWORDS
+    ]
+
+
 class LexicalIndex:
     """BM25 over chunks plus the corpus vocabulary, built from the index's texts at load time."""
 

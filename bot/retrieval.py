@@ -17,6 +17,7 @@ RRF_K = 10  # small corpora: a low constant lets the top ranks of each list coun
 DENSE_CANDIDATES = 50
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
 CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
+CARRIED_WEIGHT = 0.5  # words carried over from the previous turn of a conversation
 
 _QUESTION_KINDS = (
     ("how_many", re.compile(r"\bhow (many|much)\b|\bwhat (number|percentage|amount)\b", re.I)),
@@ -73,16 +74,16 @@ _OPENERS = frozenset(["name", "list", "give", "explain", "describe", "summarize"
 class QuestionAnalysis:
     text: str
     kind: str
-    terms: tuple[str, ...]  # content words, spelling corrected against the corpus
-    stems: tuple[str, ...]
+    terms: tuple[str, ...]  # the question's content words, spelling corrected against the corpus
+    stems: tuple[str, ...]  # stems of terms, then of carried words
     entities: tuple[str, ...]
     unknown_entities: tuple[str, ...]  # names or figures the corpus never mentions
     coverage: float  # IDF-weighted share of the question's words that the corpus uses at all
     focus: str | None = None  # stem of the answer-type noun: "agency" in "Which agency ...?"
-    missing_attribute: str | None = (
-        None  # "population" in "What is the population of X?", never in the corpus
-    )
+    # "population" in "What is the population of X?" when the corpus never names it.
+    missing_attribute: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
+    carried_stems: frozenset[str] = frozenset()  # from earlier turns: they count for less
 
 
 @dataclass(frozen=True)
@@ -128,17 +129,19 @@ class Retriever:
         """Words, entities and kind of a question; `carried` words come from earlier turns."""
         corrections: dict[str, str] = {}
         terms = []
-        for word in [*content_words(question), *carried]:
+        for word in content_words(question):
             corrected = self.lexical.correct(word)
             if corrected not in self.lexical.vocabulary:
                 corrected = self.corpus_form(corrected) or corrected
             if corrected != word:
                 corrections[word] = corrected
             terms.append(corrected)
+        own_stems = {stem(t) for t in terms}
+        carried_stems = frozenset(stem(w) for w in carried) - own_stems
         phrases = [tuple(self.lexical.correct(w) for w in p) for p in question_entities(question)]
         entities = tuple(" ".join(p) for p in phrases)
         unknown = tuple(" ".join(p) for p in phrases if not self._phrase_mentioned(p))
-        stems_ = tuple(dict.fromkeys(stem(t) for t in terms))
+        stems_ = tuple(dict.fromkeys([*(stem(t) for t in terms), *sorted(carried_stems)]))
         total = sum(self.lexical.idf(s) for s in stems_)
         known = sum(self.lexical.idf(s) for s in stems_ if s in self.lexical.stem_vocabulary)
         focus_match = _FOCUS.match(question)
@@ -160,6 +163,7 @@ class Retriever:
             kind=question_kind(question),
             terms=tuple(terms),
             stems=stems_,
+            carried_stems=carried_stems,
             entities=entities,
             unknown_entities=unknown,
             coverage=known / total if total else 0.0,
@@ -206,7 +210,10 @@ class Retriever:
         fused_norm = fused / fused.max()
 
         sentence_dense = self._sentence_matrix @ query
-        weights = {s: self.lexical.idf(s) for s in analysis.stems}
+        # A follow-up's own words lead; the names carried from the previous turn only steer.
+        weights = {
+            s: self.lexical.idf(s) * (CARRIED_WEIGHT if s in analysis.carried_stems else 1.0) for s in analysis.stems
+        }
         if analysis.focus in weights:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
@@ -222,9 +229,7 @@ class Retriever:
                 + CHUNK_WEIGHT * (float(dense_chunk[chunk_id]) + float(fused_norm[chunk_id])) / 2
             )
             scored.append(
-                ScoredSentence(
-                    sentence, sentence_id, chunk_id, float(sentence_dense[sentence_id]), lexical, score
-                )
+                ScoredSentence(sentence, sentence_id, chunk_id, float(sentence_dense[sentence_id]), lexical, score)
             )
         scored.sort(key=lambda s: s.score, reverse=True)
 

@@ -151,9 +151,7 @@ class StorybotService:
             carried = session.turns[-1].carried
         retriever = self.retriever
         retrieval = retriever.search(question, carried)
-        answer = compose_answer(
-            retrieval, self.index.documents, self.settings.answer_threshold, self.settings.top_k
-        )
+        answer = compose_answer(retrieval, self.index.documents, self.settings.answer_threshold, self.settings.top_k)
         if session is not None:
             session.remember(Turn(question, self._carry_forward(question, carried, answer)))
         return answer
@@ -187,9 +185,7 @@ class StorybotService:
         return info.paragraphs[paragraph][2]
 
 
-def rebuild_index(
-    settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None
-) -> BuildReport:
+def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:
     """Read the corpus, build and atomically save a new index; the old one answers until the swap."""
     with build_lock(settings.index_dir):
         started = time.perf_counter()

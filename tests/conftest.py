@@ -39,9 +39,7 @@ def read_jsonl(path: Path) -> list[dict]:
 class FakeEmbedder:
     """Deterministic bag-of-words vectors: fast, for tests of plumbing rather than of meaning."""
 
-    def __init__(
-        self, dimension: int = 64, name: str = "fake-embedder", fail_after: int | None = None
-    ) -> None:
+    def __init__(self, dimension: int = 64, name: str = "fake-embedder", fail_after: int | None = None) -> None:
         self.name = name
         self.dimension = dimension
         self.fail_after = fail_after  # raise after this many texts, to simulate a crash mid-build

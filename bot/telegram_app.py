@@ -1,0 +1,464 @@
+"""The Telegram front end: python-telegram-bot v22, long polling. It only formats and delivers.
+
+Every answer comes from StorybotService (kept in bot_data, which is not persisted); per-chat state
+(the conversation, answers shown with their buttons) lives in chat_data and per-user state (the rate
+limit window) in user_data, both persisted to the data directory so a restart keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    PersistenceInput,
+    PicklePersistence,
+    filters,
+)
+
+from bot.answer import Answer
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.examples import example_questions
+from bot.feedback import FeedbackLog
+from bot.service import Session, StorybotService
+from bot.telegram_format import TELEGRAM_MESSAGE_LIMIT, escape, render_answer, render_context, split_html
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "telegram_state.pickle"
+ANSWERS_KEPT = 200  # answers per chat whose buttons still work
+SEND_ATTEMPTS = 4
+COMMANDS = [
+    BotCommand("start", "what this bot is, with example questions"),
+    BotCommand("help", "what the bot can and cannot do"),
+    BotCommand("sources", "the articles it answers from"),
+    BotCommand("ask", "ask a question (in groups: /ask your question)"),
+    BotCommand("reset", "forget this conversation"),
+]
+HELP_TEXT = (
+    "<b>What I do</b>\n"
+    "I answer questions about the article(s) below using only their own words. Every answer is a "
+    "sentence from the article, with numbered quotes and the paragraph they come from. When the "
+    "article doesn't say, I tell you so and show the closest passage.\n\n"
+    "<b>What I don't do</b>\n"
+    "I don't know anything beyond these articles, I don't browse the web and I never make up a quote.\n\n"
+    "<b>How</b>\n"
+    "• In a private chat, just type your question.\n"
+    "• In a group, use /ask <i>question</i>, mention me, or reply to one of my messages.\n"
+    '• Follow-up questions ("What did he say then?") use the last few questions; /reset forgets them.\n'
+    "• Tap <i>Show context</i> under an answer for the surrounding paragraphs, 👍/👎 to rate it.\n"
+    "• /sources lists the articles."
+)
+
+
+def _service(context: ContextTypes.DEFAULT_TYPE) -> StorybotService:
+    service: StorybotService = context.bot_data["service"]
+    return service
+
+
+def _settings(context: ContextTypes.DEFAULT_TYPE) -> Settings:
+    return _service(context).settings
+
+
+def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
+    chat_data = context.chat_data if context.chat_data is not None else {}
+    session = chat_data.get("session")
+    if not isinstance(session, Session):
+        session = Session(max_turns=_settings(context).history_turns)
+        chat_data["session"] = session
+    return session
+
+
+def _allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    allowed = _settings(context).allowed_chat_ids
+    chat = update.effective_chat
+    return allowed is None or (chat is not None and chat.id in allowed)
+
+
+async def _send_html(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> list[Message]:
+    """Reply with HTML split to Telegram's limit; the buttons go under the last part. Network errors retry."""
+    parts = split_html(text, TELEGRAM_MESSAGE_LIMIT)
+    sent = []
+    for number, part in enumerate(parts, start=1):
+        last = number == len(parts)
+        sent.append(
+            await _with_retries(
+                lambda part=part, last=last: message.reply_html(
+                    part,
+                    do_quote=True,
+                    reply_markup=markup if last else None,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+            )
+        )
+    return sent
+
+
+async def _with_retries(call: Any) -> Any:
+    """Run a Bot API call, retrying network errors and flood waits; other errors propagate."""
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            return await call()
+        except RetryAfter as error:
+            if attempt == SEND_ATTEMPTS:
+                raise
+            delay = error.retry_after
+            seconds = delay.total_seconds() if hasattr(delay, "total_seconds") else float(delay)
+            log.warning("Telegram asked us to wait %.0fs (flood control); retrying", seconds)
+            await asyncio.sleep(seconds)
+        except NetworkError as error:
+            if isinstance(error, BadRequest) or attempt == SEND_ATTEMPTS:
+                raise
+            log.warning("network error talking to Telegram (%s); retry %d", error, attempt)
+            await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _answer_markup(expanded: bool, has_context: bool) -> InlineKeyboardMarkup:
+    rows = []
+    if has_context:
+        toggle = ("↩ Short answer", "short") if expanded else ("📖 Show context", "context")
+        rows.append([InlineKeyboardButton(toggle[0], callback_data=toggle[1])])
+    rows.append([InlineKeyboardButton("👍", callback_data="up"), InlineKeyboardButton("👎", callback_data="down")])
+    return InlineKeyboardMarkup(rows)
+
+
+def _context_html(service: StorybotService, answer: Answer) -> str | None:
+    """The paragraphs around the first citation: the one before, its own and the one after."""
+    if not answer.citations:
+        return None
+    first = answer.citations[0]
+    info = service.index.documents.get(first.doc)
+    if info is None:
+        return None
+    numbers = [n for n in (first.paragraph - 1, first.paragraph, first.paragraph + 1) if n in info.paragraphs]
+    text = render_context(answer, [(n, info.paragraphs[n][2]) for n in numbers], info.title)
+    # The wide form replaces the message in place, so it must fit one message.
+    return split_html(text, TELEGRAM_MESSAGE_LIMIT - 2)[0] + (" …" if len(text) > TELEGRAM_MESSAGE_LIMIT else "")
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    """The one path every question takes: checks, typing, the service, the cited reply."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None:
+        return
+    settings = _settings(context)
+    if not _allowed(update, context):
+        await message.reply_text("Sorry, this bot is not available in this chat.")
+        return
+    question = question.strip()
+    if not question:
+        await message.reply_text("Ask me a question about the article, e.g. /ask What did Biden warn?")
+        return
+    if len(question) > settings.max_question_chars:
+        await message.reply_text(
+            f"That question is {len(question)} characters long; please keep it under "
+            f"{settings.max_question_chars} and ask one thing at a time."
+        )
+        return
+    if user is not None and context.user_data is not None:
+        wait = _rate_limited(context.user_data, settings.rate_limit_per_minute)
+        if wait:
+            await message.reply_text(
+                f"You're asking faster than I can keep up with ({settings.rate_limit_per_minute} questions a "
+                f"minute). Please try again in {wait} seconds."
+            )
+            return
+
+    await _with_retries(lambda: message.chat.send_action(ChatAction.TYPING))
+    service = _service(context)
+    answer = await service.ask_async(question, _session(context))
+    short = render_answer(answer)
+    wide = _context_html(service, answer)
+    sent = await _send_html(message, short, _answer_markup(False, wide is not None))
+    _remember_answer(context, sent[-1].message_id, answer, short, wide)
+
+
+def _rate_limited(user_data: dict[str, Any], per_minute: int) -> int:
+    """Seconds to wait when the user has asked `per_minute` questions in the last minute, else 0."""
+    now = time.time()  # wall clock: the window survives a restart through persistence
+    recent = [t for t in user_data.get("asked_at", []) if now - t < 60]
+    if len(recent) >= per_minute:
+        user_data["asked_at"] = recent
+        return max(1, int(60 - (now - recent[0])) + 1)
+    recent.append(now)
+    user_data["asked_at"] = recent
+    return 0
+
+
+def _remember_answer(
+    context: ContextTypes.DEFAULT_TYPE, message_id: int, answer: Answer, short: str, wide: str | None
+) -> None:
+    if context.chat_data is None:
+        return
+    answers: dict[int, dict[str, Any]] = context.chat_data.setdefault("answers", {})
+    answers[message_id] = {"short": short, "wide": wide, "answer": answer.to_json()}
+    for old in sorted(answers)[:-ANSWERS_KEPT]:
+        del answers[old]
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet with the corpus and three example questions as buttons."""
+    message = update.effective_message
+    if message is None:
+        return
+    if not _allowed(update, context):
+        await message.reply_text("Sorry, this bot is not available in this chat.")
+        return
+    service = _service(context)
+    examples: list[str] = context.bot_data.get("examples", [])
+    lines = ["👋 I answer questions about this news, quoting the article itself:", ""]
+    lines += [_describe(info.title, info.outlet, info.date) for info in service.documents]
+    lines += ["", "Ask me anything about it, or tap an example:" if examples else "Ask me anything about it."]
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton(q, callback_data=f"ask:{i}")] for i, q in enumerate(examples)])
+    await message.reply_html("\n".join(lines), reply_markup=markup if examples else None)
+
+
+def _describe(title: str, outlet: str | None, date: str | None) -> str:
+    details = ", ".join(escape(part) for part in (outlet, date) if part)
+    return f"📰 <b>{escape(title)}</b>" + (f" ({details})" if details else "")
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Say what the bot can and cannot do."""
+    if update.effective_message:
+        await update.effective_message.reply_html(HELP_TEXT)
+
+
+async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the documents in the corpus."""
+    if update.effective_message is None:
+        return
+    service = _service(context)
+    lines = ["<b>Sources</b>"]
+    for info in service.documents:
+        lines.append(_describe(info.title, info.outlet, info.date) + f" — <code>{escape(info.name)}</code>")
+    await update.effective_message.reply_html("\n".join(lines))
+
+
+async def reset(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Forget the conversation, so the next question stands alone."""
+    _session(context).reset()
+    if update.effective_message:
+        await update.effective_message.reply_text("Done: I've forgotten our conversation.")
+
+
+async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/ask QUESTION, in private chats and groups."""
+    await answer_question(update, context, " ".join(context.args or []))
+
+
+async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any text in a private chat is a question."""
+    if update.effective_message and update.effective_message.text:
+        await answer_question(update, context, update.effective_message.text)
+
+
+async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups, answer messages that mention the bot or reply to it; ignore the rest."""
+    message = update.effective_message
+    if message is None or not message.text:
+        return
+    me = context.bot
+    replied_to_me = bool(
+        message.reply_to_message
+        and message.reply_to_message.from_user
+        and message.reply_to_message.from_user.id == me.id
+    )
+    mention = f"@{me.username}".lower() if me.username else None
+    mentions = [
+        text
+        for entity, text in message.parse_entities([MessageEntity.MENTION]).items()
+        if mention and text.lower() == mention
+    ]
+    if not (replied_to_me or mentions):
+        return
+    question = message.text
+    for text in mentions:
+        question = question.replace(text, " ")
+    await answer_question(update, context, " ".join(question.split()))
+
+
+async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice...: a one-line hint."""
+    if update.effective_message:
+        await update.effective_message.reply_text("I can only read text: please type your question.")
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Inline buttons: wider context / short form, feedback, and the /start examples."""
+    query = update.callback_query
+    if query is None:
+        return
+    data = query.data or ""
+    message = query.message if isinstance(query.message, Message) else None
+    if data.startswith("ask:"):
+        await query.answer()
+        examples: list[str] = context.bot_data.get("examples", [])
+        index = int(data[4:]) if data[4:].isdigit() else -1
+        if message is not None and 0 <= index < len(examples):
+            await answer_question(update, context, examples[index])
+        return
+    stored = None
+    if message is not None and context.chat_data is not None:
+        stored = context.chat_data.get("answers", {}).get(message.message_id)
+    if stored is None:
+        await query.answer("That answer is too old for this button; please ask again.", show_alert=True)
+        return
+    if data in {"context", "short"}:
+        expanded = data == "context"
+        text = stored["wide"] if expanded else stored["short"]
+        await query.answer()
+        if message is not None and text:
+            try:
+                await message.edit_text(
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=_answer_markup(expanded, stored["wide"] is not None),
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+            except BadRequest as error:
+                if "not modified" not in str(error).lower():
+                    raise
+        return
+    if data in {"up", "down"}:
+        chat = update.effective_chat
+        feedback: FeedbackLog = context.bot_data["feedback"]
+        await asyncio.to_thread(
+            feedback.record, stored["answer"], data == "up", None, "telegram", chat.id if chat else None
+        )
+        await query.answer("Thanks for the feedback!")
+        return
+    await query.answer()
+
+
+async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error first (so we see it even if replying fails), then tell the user."""
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message:
+        try:
+            await update.effective_message.reply_text(
+                "Sorry, something went wrong while answering that. Please try again in a moment."
+            )
+        except TelegramError:
+            log.warning("could not tell the user about the error", exc_info=True)
+
+
+async def post_init(application: Application) -> None:
+    """Register the commands and work out the example questions once."""
+    await application.bot.set_my_commands(COMMANDS)
+    service: StorybotService = application.bot_data["service"]
+    application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
+
+
+def build_application(settings: Settings, service: StorybotService) -> Application:
+    """The Application with every handler, persistence under the data dir and flood-limit retries."""
+    if settings.telegram_bot_token is None:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    persistence = PicklePersistence(
+        settings.data_dir / STATE_FILE,
+        store_data=PersistenceInput(bot_data=False, callback_data=False),
+        update_interval=5,
+    )
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.telegram_api_url.replace("/bot", "/file/bot"))
+        .persistence(persistence)
+        .concurrent_updates(True)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .post_init(post_init)
+        .build()
+    )
+    application.bot_data["service"] = service
+    application.bot_data["feedback"] = FeedbackLog(settings.data_dir)
+
+    only_messages = filters.UpdateType.MESSAGE
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CommandHandler("help", help_command))
+    application.add_handler(CommandHandler("sources", sources))
+    application.add_handler(CommandHandler("reset", reset))
+    application.add_handler(CommandHandler("ask", ask_command))
+    application.add_handler(
+        MessageHandler(only_messages & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, private_text)
+    )
+    application.add_handler(
+        MessageHandler(only_messages & filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, group_text)
+    )
+    application.add_handler(
+        MessageHandler(only_messages & filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.COMMAND, not_text)
+    )
+    application.add_handler(CallbackQueryHandler(button))
+    application.add_error_handler(error_handler)
+    return application
+
+
+async def check_token(settings: Settings, attempts: int = 4) -> str:
+    """Ask the Bot API who we are: a wrong token is a ConfigError, an unreachable server is retried."""
+    from telegram import Bot
+
+    assert settings.telegram_bot_token is not None
+    bot = Bot(settings.telegram_bot_token.get_secret_value(), base_url=settings.telegram_api_url)
+    for attempt in range(1, attempts + 1):
+        try:
+            async with bot:
+                return bot.username
+        except InvalidToken:
+            raise ConfigError(
+                "Telegram rejected TELEGRAM_BOT_TOKEN (invalid or revoked): copy it again from @BotFather"
+            ) from None
+        except NetworkError as error:
+            if attempt == attempts:
+                raise ConfigError(
+                    f"cannot reach the Telegram Bot API at {_safe_url(settings.telegram_api_url)} ({error})"
+                ) from None
+            log.warning("cannot reach the Bot API yet (%s); retrying", error)
+            await asyncio.sleep(2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _safe_url(url: str) -> str:
+    return html.escape(url.split("?")[0])
+
+
+def run_polling(settings: Settings) -> int:
+    """`storybot telegram`: check the token, load the service, then poll until stopped."""
+    if settings.telegram_bot_token is None:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
+    username = asyncio.run(check_token(settings))
+    service = StorybotService.load(settings)
+    application = build_application(settings, service)
+    log.warning("storybot is running as @%s; press Ctrl-C to stop", username)
+    application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+__all__ = ["build_application", "run_polling", "ChatType"]

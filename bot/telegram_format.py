@@ -1,0 +1,176 @@
+"""Telegram HTML for answers: escaping, emphasis, the short and the wider-context form, safe splitting.
+
+Pure functions, no `telegram` import: every piece of corpus and user text goes through escape().
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+
+from bot.answer import Answer
+from bot.lexical import key_word_spans
+
+TELEGRAM_MESSAGE_LIMIT = 4096
+# The tags Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
+TELEGRAM_TAGS = frozenset(
+    {
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+        "tg-emoji",
+    }
+)
+_TOKEN = re.compile(r"<[^<>]*>|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);|[^<&]+|[<&]")
+
+
+def escape(text: str) -> str:
+    """Escape <, > and & (Telegram's HTML needs no more; quotes stay readable)."""
+    return html.escape(text, quote=False)
+
+
+def emphasise(text: str, key_terms: Iterable[str]) -> str:
+    """Escaped text with the question's key words (matched by stem) in <b>."""
+    pieces = []
+    position = 0
+    for start, end in key_word_spans(text, key_terms):
+        pieces.append(escape(text[position:start]))
+        pieces.append(f"<b>{escape(text[start:end])}</b>")
+        position = end
+    pieces.append(escape(text[position:]))
+    return "".join(pieces)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _source_line(title: str, paragraph: int) -> str:
+    return f"— <i>{escape(title)}</i>, paragraph {paragraph}"
+
+
+def render_answer(answer: Answer) -> str:
+    """The short form: the answer with key words emphasised, then numbered citations."""
+    if not answer.answered or not answer.text:
+        parts = [f"🤷 <b>{escape(answer.reason or 'The article does not say.')}</b>"]
+        if answer.citations:
+            closest = answer.citations[0]
+            parts.append("\n<i>Closest passage (not an answer):</i>")
+            parts.append(f"<blockquote>{escape(_one_line(closest.text))}</blockquote>")
+            parts.append(_source_line(closest.title, closest.paragraph))
+        return "\n".join(parts)
+    parts = [emphasise(_one_line(answer.text), answer.key_terms), "", "<b>Sources</b>"]
+    for citation in answer.citations:
+        parts.append(f"<b>[{citation.n}]</b> “{escape(_one_line(citation.text))}”")
+        parts.append(_source_line(citation.title, citation.paragraph))
+    return "\n".join(parts)
+
+
+def render_context(answer: Answer, paragraphs: list[tuple[int, str]], title: str) -> str:
+    """The wide form: the paragraphs around the answer, the answering sentence emphasised."""
+    lines = [f"<b>In context</b> — <i>{escape(title)}</i>", ""]
+    for number, text in paragraphs:
+        if answer.text and answer.text in text:
+            before, _, after = text.partition(answer.text)
+            sentence = f"<b>{escape(_one_line(answer.text))}</b>"
+            body = f"{escape(_one_line(before))} {sentence} {escape(_one_line(after))}"
+            lines.append(f"¶{number} {body.strip()}")
+        else:
+            lines.append(f"¶{number} {escape(_one_line(text))}")
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
+def html_length(fragment: str) -> int:
+    """Characters Telegram counts: the text after tags are removed and entities decoded."""
+    return len(html.unescape(re.sub(r"<[^<>]*>", "", fragment)))
+
+
+def _tag_name(tag: str) -> tuple[str, bool]:
+    """("b", True) for "<b>", ("b", False) for "</b>"."""
+    closing = tag.startswith("</")
+    name = re.match(r"</?\s*([a-zA-Z][\w-]*)", tag)
+    return (name.group(1).lower() if name else ""), not closing
+
+
+def split_html(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
+    """Split Telegram HTML into messages of at most `limit` characters of raw HTML.
+
+    Cuts fall between paragraphs when possible, then between lines, then between words, never inside a
+    tag or an entity; tags open at a cut are closed before it and reopened after it.
+    """
+    if len(text) <= limit:
+        return [text]
+    tokens = _TOKEN.findall(text)
+    # Atoms: tags and entities whole, text one character at a time (so a cut can land between words).
+    atoms: list[str] = []
+    for token in tokens:
+        if token.startswith("<") and len(token) > 1 or token.startswith("&") and len(token) > 1:
+            atoms.append(token)
+        else:
+            atoms.extend(token)
+
+    messages: list[str] = []
+    start = 0
+    open_tags: list[str] = []  # the tags open at `start`, as written
+    while start < len(atoms):
+        prefix = "".join(open_tags)
+        stack = list(open_tags)
+        length = len(prefix)
+        latest_cut: dict[int, int] = {}  # rank (3 paragraph, 2 line, 1 space) -> latest atom index
+        stacks_at: dict[int, list[str]] = {}
+        length_at: dict[int, int] = {}
+        index = start
+        while index < len(atoms):
+            atom = atoms[index]
+            closing_cost = sum(len(_tag_name(t)[0]) + 3 for t in stack)
+            if length + len(atom) + closing_cost > limit:
+                break
+            length += len(atom)
+            if atom.startswith("<") and len(atom) > 1:
+                _, opening = _tag_name(atom)
+                if opening:
+                    stack.append(atom)
+                elif stack:
+                    stack.pop()
+            index += 1
+            rank = 0
+            if atom == "\n":
+                rank = 3 if index < len(atoms) and atoms[index] == "\n" else 2
+            elif atom == " ":
+                rank = 1
+            if rank:
+                latest_cut[rank] = index
+                stacks_at[index], length_at[index] = list(stack), length
+        if index >= len(atoms):
+            cut, stack_at_cut = len(atoms), stack
+        elif latest_cut:
+            # The best kind of break that still fills at least half the message; else the latest break.
+            filled = [latest_cut[r] for r in (3, 2, 1) if r in latest_cut and length_at[latest_cut[r]] >= limit // 2]
+            cut = filled[0] if filled else max(latest_cut.values())
+            stack_at_cut = stacks_at[cut]
+        else:
+            cut, stack_at_cut = max(index, start + 1), stack  # no space at all: cut between characters
+        body = prefix + "".join(atoms[start:cut])
+        closing = "".join(f"</{_tag_name(t)[0]}>" for t in reversed(stack_at_cut))
+        message = (body + closing).strip()
+        if message:
+            messages.append(message)
+        open_tags = stack_at_cut
+        start = cut
+        while start < len(atoms) and atoms[start] in (" ", "\n"):
+            start += 1
+    return messages

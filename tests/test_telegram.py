@@ -1,0 +1,377 @@
+"""The Telegram bot end to end: the real Application polls a Bot API server on loopback over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.logs import configure_logging
+from bot.service import StorybotService
+from bot.telegram_app import build_application, check_token
+
+from .conftest import ROOT, make_settings
+from .fake_telegram import BOT_USER, FakeBotAPI
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+}
+_TAG = re.compile(r"<(/?)([a-z-]+)(?:\s[^<>]*)?>")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+
+
+def assert_telegram_html(text: str) -> None:
+    """Only Telegram's tags, balanced and properly nested; every < and & belongs to a tag or an entity."""
+    stack: list[str] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char == "<":
+            match = _TAG.match(text, position)
+            assert match, f"stray '<' at {position}: {text[position : position + 30]!r}"
+            closing, name = match.group(1), match.group(2)
+            assert name in ALLOWED_TAGS, f"tag <{name}> is not Telegram HTML"
+            if closing:
+                assert stack and stack[-1] == name, f"</{name}> closes {stack[-1:]} in {text!r}"
+                stack.pop()
+            else:
+                stack.append(name)
+            position = match.end()
+        elif char == "&":
+            match = _ENTITY.match(text, position)
+            assert match, f"stray '&' at {position}: {text[position : position + 30]!r}"
+            position = match.end()
+        else:
+            assert char != ">", f"stray '>' at {position}"
+            position += 1
+    assert not stack, f"unclosed tags {stack}"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    server = FakeBotAPI(TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def bot_settings(tmp_path: Path, api: FakeBotAPI, **overrides: object) -> Settings:
+    return make_settings(tmp_path, telegram_bot_token=TOKEN, telegram_api_url=api.base_url, **overrides)
+
+
+def service_for(settings: Settings, seed_service: StorybotService) -> StorybotService:
+    """The seed index and model under this test's settings (limits, data dir)."""
+    return StorybotService(settings, seed_service.embedder, seed_service.index)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, service: StorybotService) -> AsyncIterator[None]:
+    application = build_application(settings, service)
+    await application.initialize()
+    if application.post_init:
+        await application.post_init(application)
+    await application.start()
+    assert application.updater is not None
+    await application.updater.start_polling(poll_interval=0.0, timeout=1)
+    try:
+        yield
+    finally:
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+
+async def test_start_registers_commands_and_offers_examples(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api)
+    async with running(settings, service_for(settings, seed_service)):
+        commands = (await api.wait_for("setMyCommands"))[0].params["commands"]
+        assert {c["command"] for c in commands} >= {"start", "help", "sources", "ask", "reset"}
+        await api.send_text("/start")
+        greeting = (await api.wait_for("sendMessage"))[0].params
+        assert greeting["parse_mode"] == "HTML"
+        assert_telegram_html(greeting["text"])
+        assert "Putin wants 'immediate' talks with NATO on Russia's security" in greeting["text"]
+        assert "CGTN" in greeting["text"] and "15-Dec-2021" in greeting["text"]
+        buttons = [row[0] for row in greeting["reply_markup"]["inline_keyboard"]]
+        assert len(buttons) == 3 and all(b["callback_data"].startswith("ask:") for b in buttons)
+
+        # Tapping an example asks it.
+        greeting_id = max(api.messages)
+        await api.press(greeting_id, buttons[0]["callback_data"])
+        reply = (await api.wait_for("sendMessage", 2))[1].params
+        assert "<b>Sources</b>" in reply["text"]
+        await api.send_text("/help")
+        await api.send_text("/sources")
+        help_text, sources_text = [c.params["text"] for c in (await api.wait_for("sendMessage", 4))[2:]]
+        assert "never make up a quote" in help_text and "cgtn-putin-nato-talks.txt" in sources_text
+        assert_telegram_html(help_text)
+        assert_telegram_html(sources_text)
+
+
+async def test_question_gets_a_cited_html_reply_with_typing_and_buttons(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api)
+    async with running(settings, service_for(settings, seed_service)):
+        question_id = await api.send_text("What did Biden warn?")
+        reply = (await api.wait_for("sendMessage"))[0]
+        typing = api.calls_to("sendChatAction")
+        assert typing and typing[0].params["action"] == "typing" and typing[0].at <= reply.at
+        params = reply.params
+        assert params["parse_mode"] == "HTML"
+        assert params["reply_parameters"]["message_id"] == question_id
+        text = params["text"]
+        assert_telegram_html(text)
+        assert "<b>Biden</b>" in text and "<b>warned</b>" in text  # the key words emphasised
+        assert "sanctions like he's never seen" in text
+        assert "<b>[1]</b>" in text and "paragraph 10" in text and "<i>Putin wants" in text
+        keyboard = params["reply_markup"]["inline_keyboard"]
+        assert keyboard[0][0]["callback_data"] == "context"
+        assert [b["callback_data"] for b in keyboard[1]] == ["up", "down"]
+
+        # Show context edits the message in place; a second press returns to the short form.
+        answer_id = max(api.messages)
+        await api.press(answer_id, "context")
+        wide = (await api.wait_for("editMessageText"))[0].params
+        assert wide["message_id"] == answer_id and wide["parse_mode"] == "HTML"
+        assert_telegram_html(wide["text"])
+        assert "In context" in wide["text"] and "¶9" in wide["text"] and "¶11" in wide["text"]
+        assert wide["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "short"
+        await api.press(answer_id, "short")
+        short = (await api.wait_for("editMessageText", 2))[1].params
+        assert short["text"] == text
+        assert len(await api.wait_for("answerCallbackQuery", 2)) >= 2
+
+        # Feedback goes to the data directory.
+        await api.press(answer_id, "down")
+        await api.wait_for("answerCallbackQuery", 3)
+        feedback = (settings.data_dir / "feedback.jsonl").read_text()
+        assert '"vote": "down"' in feedback and "What did Biden warn?" in feedback
+
+
+async def test_unanswerable_question_says_so_with_the_closest_passage(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api)
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("Who won the 2018 World Cup?")
+        text = (await api.wait_for("sendMessage"))[0].params["text"]
+        assert_telegram_html(text)
+        assert "doesn't mention" in text and "Closest passage (not an answer)" in text
+
+
+async def test_groups_answer_only_when_addressed(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api)
+    group = -100200
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("What did Biden warn?", chat_id=group, chat_type="supergroup")
+        await api.send_text(
+            f"@{BOT_USER['username']} Which news agency did Ryabkov talk to?", chat_id=group, chat_type="supergroup"
+        )
+        first = (await api.wait_for("sendMessage", 1, chat_id=group))[0].params["text"]
+        assert "RIA Novosti" in first
+        await api.send_text("/ask Who did Putin call later on Tuesday?", chat_id=group, chat_type="supergroup")
+        second = (await api.wait_for("sendMessage", 2, chat_id=group))[1].params["text"]
+        assert "Macron" in second
+        bot_message = max(i for i, m in api.messages.items() if m["from"]["id"] == BOT_USER["id"])
+        await api.send_text(
+            "Did Putin deny planning an invasion?", chat_id=group, chat_type="supergroup", reply_to=bot_message
+        )
+        third = (await api.wait_for("sendMessage", 3, chat_id=group))[2].params["text"]
+        assert "denied planning an invasion" in third
+        await asyncio.sleep(1.0)
+        # The unaddressed first message was ignored: exactly three replies.
+        assert len(api.calls_to("sendMessage", group)) == 3
+
+
+async def test_limits_long_questions_non_text_and_rate(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api, rate_limit_per_minute=2)
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("x" * 501)
+        assert "under 500" in (await api.wait_for("sendMessage"))[0].params["text"]
+        await api.send_photo()
+        assert "only read text" in (await api.wait_for("sendMessage", 2))[1].params["text"]
+        for question in ("What did Biden warn?", "What did Ryabkov say?", "Who is Sauli Niinisto?"):
+            await api.send_text(question)
+            await asyncio.sleep(0.3)  # in order, so the third is the one over the limit
+        texts = [c.params["text"] for c in await api.wait_for("sendMessage", 5)]
+        assert "sanctions like" in texts[2] and "militarily" in texts[3]
+        assert "2 questions a minute" in texts[4] and "try again in" in texts[4]
+        # Another user is not limited by the first one's questions.
+        await api.send_text("Who is Sauli Niinisto?", chat_id=333, user_id=333)
+        assert "Finnish President" in (await api.wait_for("sendMessage", 1, chat_id=333))[0].params["text"]
+
+
+async def test_allow_list(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api, allowed_chat_ids=[111])
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("What did Biden warn?", chat_id=222, user_id=222)
+        assert "not available" in (await api.wait_for("sendMessage", 1, chat_id=222))[0].params["text"]
+        await api.send_text("What did Biden warn?", chat_id=111)
+        assert "sanctions like" in (await api.wait_for("sendMessage", 1, chat_id=111))[0].params["text"]
+
+
+async def test_long_reply_is_split_at_safe_points(tmp_path, api, real_embedder) -> None:
+    corpus = tmp_path / "long"
+    corpus.mkdir()
+    sentence = "The <harbour> & the canal authority said repairs to lock {n} would cost more than planned, "
+    paragraphs = ["".join(sentence.format(n=f"{p}-{i}") for i in range(5)).strip() + "." for p in range(12)]
+    (corpus / "harbour.txt").write_text("Harbour repairs overrun\nCoast Gazette\n\n" + "\n\n".join(paragraphs))
+    settings = make_settings(tmp_path, corpus=corpus, telegram_bot_token=TOKEN, telegram_api_url=api.base_url, top_k=10)
+    service = StorybotService.load(settings, real_embedder)
+    async with running(settings, service):
+        await api.send_text("What did the canal authority say about repairs to the lock?")
+        calls = await api.wait_for("sendMessage", 2)
+        await asyncio.sleep(0.5)
+        parts = [c.params for c in api.calls_to("sendMessage")]
+        assert len(parts) >= 2
+        for part in parts:
+            assert len(part["text"]) <= 4096
+            assert_telegram_html(part["text"])
+            assert "&lt;harbour&gt; &amp; the canal" in part["text"] or "[" in part["text"]
+        assert all("reply_markup" not in p for p in parts[:-1]) and "reply_markup" in parts[-1]
+        assert calls[0].params["reply_parameters"]["message_id"] == calls[1].params["reply_parameters"]["message_id"]
+
+
+async def test_errors_are_reported_and_the_bot_keeps_serving(tmp_path, api, seed_service, monkeypatch) -> None:
+    settings = bot_settings(tmp_path, api)
+    service = service_for(settings, seed_service)
+    real_ask = service.ask
+
+    def flaky_ask(question, session=None):
+        if question == "boom":
+            raise RuntimeError("a bug deep inside")
+        return real_ask(question, session)
+
+    monkeypatch.setattr(service, "ask", flaky_ask)
+    async with running(settings, service):
+        await api.send_text("boom")
+        assert "something went wrong" in (await api.wait_for("sendMessage"))[0].params["text"]
+        await api.send_text("What did Biden warn?")
+        assert "sanctions like" in (await api.wait_for("sendMessage", 2))[1].params["text"]
+
+
+async def test_flood_limit_and_network_errors_are_retried(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api)
+    async with running(settings, service_for(settings, seed_service)):
+        api.failures["sendMessage"] = ["retry_after", "server_error"]
+        await api.send_text("What did Biden warn?")
+        calls = await api.wait_for("sendMessage", 3, timeout=30)
+        assert "sanctions like" in calls[-1].params["text"]
+
+
+async def test_slow_chat_does_not_block_another(tmp_path, api, seed_service, monkeypatch) -> None:
+    settings = bot_settings(tmp_path, api)
+    service = service_for(settings, seed_service)
+    real_ask = service.ask
+
+    def slow_ask(question, session=None):
+        if "slow" in question:
+            import time
+
+            time.sleep(3)  # CPU-bound work in a thread, as embedding is
+        return real_ask(question, session)
+
+    monkeypatch.setattr(service, "ask", slow_ask)
+    async with running(settings, service):
+        await api.send_text("a slow question about Biden", chat_id=501, user_id=501)
+        await asyncio.sleep(0.3)
+        await api.send_text("What did Biden warn?", chat_id=502, user_id=502)
+        fast = (await api.wait_for("sendMessage", 1, chat_id=502))[0]
+        slow = (await api.wait_for("sendMessage", 1, chat_id=501))[0]
+        assert fast.at < slow.at
+
+
+async def test_state_survives_a_restart(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api, rate_limit_per_minute=3)
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("What did Biden warn?")
+        await api.wait_for("sendMessage", 1)
+        await api.send_text("Who did Putin call later on Tuesday?")
+        macron = (await api.wait_for("sendMessage", 2))[1]
+        assert "Macron" in macron.params["text"]
+    answer_id = next(i for i, m in api.messages.items() if m.get("text") == macron.params["text"])
+    assert (settings.data_dir / "telegram_state.pickle").exists()
+
+    # A new process would start here: a new Application over the same data directory.
+    async with running(settings, service_for(settings, seed_service)):
+        await api.press(answer_id, "context")
+        wide = (await api.wait_for("editMessageText"))[0].params["text"]
+        assert "Macron" in wide and "In context" in wide
+        # The conversation is remembered: "he" is Putin from before the restart.
+        await api.send_text("What did he reiterate?")
+        follow = (await api.wait_for("sendMessage", 3))[2].params["text"]
+        assert "reiterated the same demands" in follow
+        # And so is the rate-limit window: a fourth question within the minute is refused.
+        await api.send_text("Who is Sauli Niinisto?")
+        assert "3 questions a minute" in (await api.wait_for("sendMessage", 4))[3].params["text"]
+
+
+async def test_token_never_reaches_the_log(tmp_path, api, seed_service, capfd) -> None:
+    settings = bot_settings(tmp_path, api, log_level="DEBUG")
+    configure_logging("DEBUG", secrets=[TOKEN])
+    try:
+        async with running(settings, service_for(settings, seed_service)):
+            await api.send_text("What did Biden warn?")
+            await api.wait_for("sendMessage")
+            api.failures["sendMessage"] = ["server_error"]
+            await api.send_text("Who did Putin speak with by phone?")
+            await api.wait_for("sendMessage", 3)
+    finally:
+        logging.getLogger().handlers.clear()
+    logged = capfd.readouterr().err
+    assert "HTTP Request" in logged and "getUpdates" in logged  # httpx did log the URLs...
+    assert TOKEN not in logged and TOKEN.split(":")[1] not in logged  # ...without the token
+    assert "[REDACTED]" in logged
+
+
+async def test_wrong_token_is_one_clear_line(tmp_path, api) -> None:
+    settings = make_settings(
+        tmp_path, telegram_bot_token="987654321:WrongWrongWrongWrongWrongWrong", telegram_api_url=api.base_url
+    )
+    with pytest.raises(ConfigError, match="rejected TELEGRAM_BOT_TOKEN"):
+        await check_token(settings)
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": "987654321:WrongWrongWrongWrongWrongWrong",
+        "STORYBOT_TELEGRAM_API_URL": api.base_url,
+        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "STORYBOT_INDEX_DIR": str(settings.index_dir),
+        "STORYBOT_DATA_DIR": str(settings.data_dir),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "telegram",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "rejected TELEGRAM_BOT_TOKEN" in lines[0], lines
+    assert "Wrong" not in stderr.decode()
