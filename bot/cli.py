@@ -80,6 +80,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `storybot ask ... | head` closed the pipe: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as error:  # a bug: the traceback goes to a file, the user gets one line
+        where = _save_traceback(settings.data_dir)
+        print(f"storybot: unexpected error: {type(error).__name__}: {error} (details in {where})", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _save_traceback(data_dir: Path) -> str:
+    import traceback
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / "storybot-error.log"
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(traceback.format_exc() + "\n")
+        return str(path)
+    except OSError:
+        log.error("unexpected error", exc_info=True)
+        return "the log above"
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -73,6 +73,27 @@ HELP_TEXT = (
 )
 
 
+class MessageRateLimiter(AIORateLimiter):
+    """PTB's limiter for Telegram's message limits (30/s overall, 20/min per group), minus chat actions.
+
+    Telegram's limits are on messages; a "typing" action is not one, and counting it would halve the
+    answers a busy bot can send per second.
+    """
+
+    async def process_request(
+        self,
+        callback: Any,
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: Any,
+    ) -> Any:
+        if endpoint == "sendChatAction":
+            return await callback(*args, **kwargs)
+        return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+
+
 def _service(context: ContextTypes.DEFAULT_TYPE) -> StorybotService:
     service: StorybotService = context.bot_data["service"]
     return service
@@ -377,8 +398,11 @@ async def post_init(application: Application) -> None:
     application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
 
 
-def build_application(settings: Settings, service: StorybotService) -> Application:
-    """The Application with every handler, persistence under the data dir and flood-limit retries."""
+def build_application(settings: Settings, service: StorybotService, flood_limits: bool = True) -> Application:
+    """The Application with every handler, persistence under the data dir and flood-limit retries.
+
+    `flood_limits=False` drops the pacing to Telegram's message limits (for measuring the bot alone).
+    """
     if settings.telegram_bot_token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -387,14 +411,15 @@ def build_application(settings: Settings, service: StorybotService) -> Applicati
         store_data=PersistenceInput(bot_data=False, callback_data=False),
         update_interval=5,
     )
+    builder = ApplicationBuilder()
+    if flood_limits:
+        builder = builder.rate_limiter(MessageRateLimiter(max_retries=3))  # type: ignore[arg-type]
     application = (
-        ApplicationBuilder()
-        .token(settings.telegram_bot_token.get_secret_value())
+        builder.token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_api_url.replace("/bot", "/file/bot"))
         .persistence(persistence)
         .concurrent_updates(True)
-        .rate_limiter(AIORateLimiter(max_retries=3))
         .post_init(post_init)
         .build()
     )

@@ -16,11 +16,11 @@ import pytest
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.logs import configure_logging
+from bot.loopback_api import BOT_USER, LoopbackBotAPI
 from bot.service import StorybotService
 from bot.telegram_app import build_application, check_token
 
 from .conftest import ROOT, make_settings
-from .fake_telegram import BOT_USER, FakeBotAPI
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 ALLOWED_TAGS = {
@@ -73,14 +73,14 @@ def assert_telegram_html(text: str) -> None:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    server = FakeBotAPI(TOKEN)
+async def api() -> AsyncIterator[LoopbackBotAPI]:
+    server = LoopbackBotAPI(TOKEN)
     await server.start()
     yield server
     await server.stop()
 
 
-def bot_settings(tmp_path: Path, api: FakeBotAPI, **overrides: object) -> Settings:
+def bot_settings(tmp_path: Path, api: LoopbackBotAPI, **overrides: object) -> Settings:
     return make_settings(tmp_path, telegram_bot_token=TOKEN, telegram_api_url=api.base_url, **overrides)
 
 

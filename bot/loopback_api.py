@@ -1,4 +1,9 @@
-"""A Bot API server on loopback for the tests: enough of Telegram for python-telegram-bot, recording every call."""
+"""A Bot API server on loopback: enough of Telegram for python-telegram-bot, recording every call.
+
+Telegram's servers cannot be reached from tests, CI or a machine without internet, so the tests, the
+load benchmark and `python -m bot.loopback_api` (a chat with the bot in your terminal) talk to this
+instead. It needs aiohttp (installed with the `test` extra).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-BOT_USER = {
+BOT_USER: dict[str, Any] = {
     "id": 4242,
     "is_bot": True,
     "first_name": "Storybot",
@@ -32,7 +37,7 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
-class FakeBotAPI:
+class LoopbackBotAPI:
     """Serves /bot<token>/<method>; tests push updates in and read the calls the bot made."""
 
     def __init__(self, token: str) -> None:
@@ -51,12 +56,13 @@ class FakeBotAPI:
 
     # -- server ----------------------------------------------------------------------------------
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1 (a free port by default); returns the base_url for python-telegram-bot."""
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{port}/bot"
@@ -243,3 +249,73 @@ class FakeBotAPI:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)
         return self.calls_to(method, chat_id)
+
+
+# -- a terminal user for trying the bot without Telegram ----------------------------------------------
+
+
+def _plain(text: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^<>]+>", "", text))
+
+
+async def _chat(token: str, port: int) -> None:
+    api = LoopbackBotAPI(token)
+    base_url = await api.start(port)
+    print(f"Bot API on {base_url} - start the bot with STORYBOT_TELEGRAM_API_URL={base_url}")
+    print(f"and TELEGRAM_BOT_TOKEN={token}, then type messages here as a Telegram user (Ctrl-D quits).")
+    seen = 0
+    loop = asyncio.get_running_loop()
+
+    async def show_replies() -> None:
+        nonlocal seen
+        while True:
+            await asyncio.sleep(0.2)
+            sent = [c for c in api.calls if c.method in {"sendMessage", "editMessageText"}]
+            for call in sent[seen:]:
+                print(f"\n[bot] {_plain(call.params['text'])}\n", flush=True)
+                markup = call.params.get("reply_markup") or {}
+                buttons = [b.get("text") for row in markup.get("inline_keyboard", []) for b in row]
+                if buttons:
+                    print(f"      buttons: {' | '.join(buttons)}  (type '!press N' to press button N)")
+            seen = len(sent)
+
+    printer = asyncio.create_task(show_replies())
+    try:
+        while True:
+            line = await loop.run_in_executor(None, input, "")
+            if line.startswith("!press "):
+                bot_messages = [i for i, m in api.messages.items() if m["from"]["id"] == BOT_USER["id"]]
+                buttons = [
+                    b["callback_data"]
+                    for row in (api.messages[bot_messages[-1]].get("reply_markup") or {}).get("inline_keyboard", [])
+                    for b in row
+                ]
+                number = int(line.split()[1]) if line.split()[1].isdigit() else 0
+                if bot_messages and 1 <= number <= len(buttons):
+                    await api.press(bot_messages[-1], buttons[number - 1])
+            elif line.strip():
+                await api.send_text(line)
+    except EOFError:
+        pass
+    finally:
+        printer.cancel()
+        await api.stop()
+
+
+def main() -> None:
+    """`python -m bot.loopback_api [--port 8081] [--token T]`: a local Bot API and a terminal user."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--token", default="123456789:LOOPBACKloopbackLOOPBACKloopback")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_chat(args.token, args.port))
+
+
+if __name__ == "__main__":
+    main()
