@@ -134,7 +134,7 @@ def compose_answer(
     if not question.terms and not question.entities:
         return not_answered("That doesn't look like a question about the article.")
     if question.unknown_entities:
-        names = ", ".join(_display(e) for e in question.unknown_entities)
+        names = _join_names(question.unknown_entities)
         return not_answered(f"The article doesn't mention {names}.")
     if question.missing_attribute:
         return not_answered(f"The article doesn't mention the {question.missing_attribute}.")
@@ -158,5 +158,6 @@ def compose_answer(
     )
 
 
-def _display(entity: str) -> str:
-    return " ".join(word.upper() if len(word) <= 3 and not word.isdigit() else word.title() for word in entity.split())
+def _join_names(names: tuple[str, ...]) -> str:
+    """ "X", "X or Y", "X, Y or Z": the article mentions none of them."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]

@@ -2,7 +2,7 @@
 
 Telegram's servers cannot be reached from tests, CI or a machine without internet, so the tests, the
 load benchmark and `python -m bot.loopback_api` (a chat with the bot in your terminal) talk to this
-instead. It needs aiohttp (installed with the `test` extra).
+instead. It runs on aiohttp.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def question_kind(question: str) -> str:
 
 
 def question_entities(question: str) -> list[tuple[str, ...]]:
-    """Names and figures the question asks about, as phrases of normalized words ("european", "union")."""
+    """Names and figures the question asks about, as phrases of words as written ("European", "Union")."""
     phrases: list[list[str]] = []
     previous_was_name = False
     for position, word in enumerate(words(question)):
@@ -51,9 +51,9 @@ def question_entities(question: str) -> list[tuple[str, ...]]:
         is_name = word[0].isupper() and lowered not in STOPWORDS and (position > 0 or lowered not in _OPENERS)
         if (is_figure or is_name) and normalize_word(word):
             if previous_was_name and not is_figure:
-                phrases[-1].append(normalize_word(word))
+                phrases[-1].append(word)
             else:
-                phrases.append([normalize_word(word)])
+                phrases.append([word])
             previous_was_name = not is_figure
         else:
             previous_was_name = False
@@ -138,9 +138,11 @@ class Retriever:
             terms.append(corrected)
         own_stems = {stem(t) for t in terms}
         carried_stems = frozenset(stem(w) for w in carried) - own_stems
-        phrases = [tuple(self.lexical.correct(w) for w in p) for p in question_entities(question)]
+        written = question_entities(question)
+        phrases = [tuple(self.lexical.correct(normalize_word(w)) for w in p) for p in written]
         entities = tuple(" ".join(p) for p in phrases)
-        unknown = tuple(" ".join(p) for p in phrases if not self._phrase_mentioned(p))
+        # Unknown names are reported as the user wrote them.
+        unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self._phrase_mentioned(p))
         stems_ = tuple(dict.fromkeys([*(stem(t) for t in terms), *sorted(carried_stems)]))
         total = sum(self.lexical.idf(s) for s in stems_)
         known = sum(self.lexical.idf(s) for s in stems_ if s in self.lexical.stem_vocabulary)

@@ -28,7 +28,7 @@ from bot.index import (
     save_index,
     staleness,
 )
-from bot.lexical import content_words
+from bot.lexical import content_words, normalize_word
 from bot.retrieval import Retriever, question_entities
 
 log = logging.getLogger(__name__)
@@ -162,10 +162,10 @@ class StorybotService:
 
     def _carry_forward(self, question: str, carried: tuple[str, ...], answer: Answer) -> tuple[str, ...]:
         # The next question may say "he" for a name in this question or in this answer.
-        names = [" ".join(p) for p in question_entities(question)]
+        names = [" ".join(normalize_word(w) for w in p) for p in question_entities(question)]
         subject = content_words(question)
         if answer.answered and answer.text:
-            names += [" ".join(p) for p in question_entities(answer.text)]
+            names += [" ".join(normalize_word(w) for w in p) for p in question_entities(answer.text)]
         words = []
         for phrase in [*names, *subject, *carried]:
             words.extend(phrase.split())
