@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.index import DocumentInfo
 from bot.retrieval import Retrieval, ScoredSentence
+from bot.spans import narrow_span
 
 _FIGURE = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
@@ -57,6 +58,7 @@ class Answer:
     answer_end: int | None = None
     key_terms: tuple[str, ...] = field(default_factory=tuple)  # question words, for emphasis
     candidate: str | None = None  # the best sentence, answered or not (for threshold tables)
+    sentence: str | None = None  # the whole sentence the answer comes from
     score_refusal: bool = False  # refused only because the confidence was under the threshold
 
     def to_json(self) -> dict[str, Any]:
@@ -145,16 +147,21 @@ def compose_answer(
         return not_answered(NOT_SAID, score_refusal=True)
     citations = _citations(retrieval, documents, limit, chosen.chunk_id)
     sentence = chosen.sentence
+    # The shortest verbatim text that answers: a name, day, place or figure when one stands out,
+    # else the whole sentence (the first citation always holds the sentence in full).
+    span = narrow_span(question.text, question.kind, sentence.text, question.focus)
+    start, end = (sentence.start + span[0], sentence.start + span[1]) if span else (sentence.start, sentence.end)
     return Answer(
         question=question.text,
         answered=True,
-        text=sentence.text,
+        text=sentence.text[start - sentence.start : end - sentence.start],
         citations=citations,
         confidence=chosen.score,
-        answer_start=sentence.start,
-        answer_end=sentence.end,
+        answer_start=start,
+        answer_end=end,
         key_terms=key_terms,
         candidate=sentence.text,
+        sentence=sentence.text,
     )
 
 

@@ -257,12 +257,13 @@ class LexicalIndex:
             return word
         if stem(word) in self.stem_vocabulary:
             return word
-        match = process.extractOne(word, self._vocabulary_list, scorer=fuzz.ratio, score_cutoff=80)
+        match = process.extractOne(word, self._vocabulary_list, scorer=fuzz.ratio, score_cutoff=85)
         if match is None:
             return word
         candidate = match[0]
-        # A correction changes few letters and keeps the first one: "Crimea" must not become "crime".
-        if candidate[0] != word[0] or abs(len(candidate) - len(word)) > 2:
+        # A typo changes a letter or two and keeps the first one: "Crimea" must not become "crime",
+        # nor "leader" become "lead".
+        if candidate[0] != word[0] or abs(len(candidate) - len(word)) > 1:
             return word
         return str(candidate)
 

@@ -61,7 +61,11 @@ def question_entities(question: str) -> list[tuple[str, ...]]:
 
 
 # "Which agency ...", "What guarantees ...": the noun names the kind of thing the answer is.
-_FOCUS = re.compile(r"^\s*(which|what|whose)\s+([A-Za-z][\w'-]*)", re.I)
+_FOCUS = re.compile(
+    r"^\s*(?:which|what|whose)\s+((?:[A-Za-z'-]+\s+){0,2}?([A-Za-z'-]+))\s+"
+    r"(?:did|does|do|is|are|was|were|has|have|had|will|would|can|could|should)\b",
+    re.I,
+)
 # "What is the population of ...", "Who is the secretary general of ...": an attribute of something.
 _ATTRIBUTE = re.compile(
     r"^\s*(?:what|who|which)(?:'s|\s+(?:is|are|was|were))\s+(?:the|a|an)\s+([\w' -]+?)\s+(?:of|for|in|at)\b",
@@ -148,10 +152,9 @@ class Retriever:
         known = sum(self.lexical.idf(s) for s in stems_ if s in self.lexical.stem_vocabulary)
         focus_match = _FOCUS.match(question)
         focus = None
+        # The head of "Which news agency did ...": the last noun before the verb.
         if focus_match and focus_match.group(2).lower() not in STOPWORDS:
-            focus = stem(self.lexical.correct(normalize_word(focus_match.group(2))))
-            if focus not in self.lexical.stem_vocabulary:
-                focus = None  # a kind of thing the corpus never names cannot steer the choice
+            focus = stem(normalize_word(focus_match.group(2)))
         attribute = _ATTRIBUTE.match(question)
         missing_attribute = None
         if attribute:
@@ -216,7 +219,7 @@ class Retriever:
         weights = {
             s: self.lexical.idf(s) * (CARRIED_WEIGHT if s in analysis.carried_stems else 1.0) for s in analysis.stems
         }
-        if analysis.focus in weights:
+        if analysis.focus in weights and analysis.focus in self.lexical.stem_vocabulary:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
         chunk_of = self._chunk_of_sentence

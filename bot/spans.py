@@ -1,0 +1,137 @@
+"""Narrowing an answer sentence to the span that answers: a name, a day, a place, a figure.
+
+Only done when it can be done confidently (exactly one candidate of the right kind that the question
+does not already name); otherwise the whole sentence is the answer. Spans are offsets into the sentence,
+so the answer stays verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.lexical import normalize_word, stem
+
+_TITLES = frozenset(
+    """president prime minister deputy foreign defence defense secretary chancellor king queen prince mayor
+    governor senator general chief spokesman spokeswoman spokesperson ambassador director chairman chair
+    ceo leader pope premier envoy commissioner judge justice""".split()
+)
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_CONNECTORS = r"(?:of|de|da|del|der|van|von|al|bin|la|le)"
+_CAP = r"(?:(?:[A-Z]\.){2,}|[A-Z][\w’'\-]*)"
+# A run of capitalised words, with "of"/"de"-style connectors inside: "Valdai Discussion Club".
+_NAME_RUN = re.compile(rf"{_CAP}(?:\s+(?:{_CONNECTORS}\s+)?{_CAP})*")
+_OPENING_WORDS = frozenset("the a an in on at for but and as he she it they we his her its their this that".split())
+
+_TIME = re.compile(
+    rf"""\b(?:
+        (?:later|earlier)\s+(?:on\s+)?(?:{_DAYS})
+      | (?:last|this|next)\s+(?:week|month|year|weekend|{_DAYS})
+      | (?:on\s+)?(?:{_DAYS})(?:\s+(?:morning|afternoon|evening|night))?
+      | (?:{_MONTHS})\s+\d{{1,2}}(?:,\s*\d{{4}})?
+      | \d{{1,2}}\s+(?:{_MONTHS})(?:\s+\d{{4}})?
+      | (?:in\s+)?(?:{_MONTHS})(?:\s+\d{{4}})?
+      | in\s+\d{{4}}
+      | (?:a|one|two|three|four|five|several)\s+(?:days?|weeks?|months?|years?)\s+(?:after|before|ago|earlier|later)
+      | yesterday|today|tomorrow|in\s+recent\s+days|overnight
+    )\b""",
+    re.VERBOSE,
+)
+_PLACE = re.compile(
+    rf"\b(?:in|at|near|outside|inside|across|along|from)\s+(?:the\s+)?"
+    rf"({_CAP}(?:\s+{_CAP})*(?:,\s+(?!(?:{_MONTHS}|{_DAYS})\b){_CAP}(?:\s+{_CAP})*)?)"
+    rf"(?:\s+(?:border|region|capital|city|town|area|coast|sea|province|state))?"
+)
+_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|dozens|hundreds|thousands|millions"
+_FIGURE = re.compile(
+    rf"(?:\b(?i:about|around|nearly|almost|more than|at least|some|over)\s+)?"
+    rf"(?:\b\d[\d,.]*(?:\s*(?:%|percent|million|billion|thousand))?|\b(?:{_NUMBER_WORDS})(?:\s+of)?)"
+    rf"(?:\s+[a-z][\w-]*)?"  # the thing counted: "12 people", "100,000 troops"
+)
+_PERSON_NOUNS = frozenset(stem(w) for w in "leader president minister official person politician head chief".split())
+_WHO_IS = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+(.+?)\s*\??\s*$", re.IGNORECASE)
+
+
+def _words(text: str) -> set[str]:
+    return {normalize_word(w) for w in re.findall(r"[\w’'.\-]+", text)} - {""}
+
+
+def name_runs(sentence: str) -> list[tuple[int, int]]:
+    """Capitalised runs (names with their titles), possessive "'s" and a sentence-opening word dropped."""
+    runs = []
+    for match in _NAME_RUN.finditer(sentence):
+        start, end = match.start(), match.end()
+        text = sentence[start:end]
+        first = text.split()[0]
+        if first.lower() in _OPENING_WORDS:
+            rest = text[len(first) :].lstrip()
+            if not rest:
+                continue
+            start = end - len(rest)
+        if sentence[start:end].endswith(("'s", "’s")):
+            end -= 2
+        runs.append((start, end))
+    return runs
+
+
+def _person_like(text: str) -> bool:
+    words = text.split()
+    return len(words) >= 2 or any(w.lower() in _TITLES for w in words)
+
+
+def _unnamed_by(question_words: set[str], text: str) -> bool:
+    names = {normalize_word(w) for w in text.split() if w.lower() not in _TITLES}
+    return not (names & question_words)
+
+
+def _only(candidates: list[tuple[int, int]]) -> tuple[int, int] | None:
+    unique = list(dict.fromkeys(candidates))
+    return unique[0] if len(unique) == 1 else None
+
+
+def narrow_span(question: str, kind: str, sentence: str, focus: str | None = None) -> tuple[int, int] | None:
+    """(start, end) in `sentence` of the span that answers, or None to answer with the whole sentence."""
+    question_words = _words(question)
+    if kind == "which" and focus in _PERSON_NOUNS:
+        kind = "who"  # "Which leader did Putin phone?" asks for a person
+    if kind == "who":
+        who_is = _WHO_IS.match(question)
+        runs = [(s, e) for s, e in name_runs(sentence) if _person_like(sentence[s:e])]
+        if who_is:
+            # "Who is Sauli Niinisto?" -> the run that holds the name with its title, if it adds one.
+            subject = _words(who_is.group(1))
+            holding = [(s, e) for s, e in runs if subject <= _words(sentence[s:e])]
+            if holding:
+                span = _only(holding)
+                return span if span and _words(sentence[span[0] : span[1]]) - subject else None
+        return _only([(s, e) for s, e in runs if _unnamed_by(question_words, sentence[s:e])])
+    if kind == "when":
+        return _only([m.span() for m in _TIME.finditer(sentence) if not _words(m.group(0)) <= question_words])
+    if kind == "where":
+        return _only([m.span() for m in _PLACE.finditer(sentence) if _unnamed_by(question_words, m.group(1))])
+    if kind == "how_many":
+        return _only([m.span() for m in _FIGURE.finditer(sentence) if not _words(m.group(0)) <= question_words])
+    if kind == "which" and focus:
+        return _focus_phrase(sentence, focus)
+    return None
+
+
+def _focus_phrase(sentence: str, focus: str) -> tuple[int, int] | None:
+    """ "Which agency ...?" -> "RIA Novosti state news agency": the named noun phrase ending in the focus noun."""
+    tokens = list(re.finditer(r"[\w’'\-]+(?:\.[\w]+)*", sentence))
+    for index, token in enumerate(tokens):
+        if stem(normalize_word(token.group(0))) != focus:
+            continue
+        first = index
+        while first > 0 and index - first < 5:
+            previous = tokens[first - 1].group(0).lower()
+            if previous in _OPENING_WORDS or previous in {"of", "to", "with", "by", "from", "told", "said"}:
+                break
+            first -= 1
+        # The phrase starts at its first name: "the RIA Novosti state news agency" -> "RIA Novosti ... agency".
+        while first < index and not tokens[first].group(0)[0].isupper():
+            first += 1
+        if first < index:
+            return tokens[first].start(), token.end()
+    return None
