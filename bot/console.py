@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.answer import Answer
+from bot.conversation import Session
 from bot.feedback import FeedbackLog
 from bot.lexical import key_word_spans
-from bot.service import Session, StorybotService
+from bot.service import StorybotService
 
 ReadLine = Callable[[str], str]  # prompt -> line; raises EOFError at the end of input
 Write = Callable[[str], None]

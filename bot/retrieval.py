@@ -17,7 +17,7 @@ RRF_K = 10  # small corpora: a low constant lets the top ranks of each list coun
 DENSE_CANDIDATES = 50
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
 CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
-CARRIED_WEIGHT = 0.5  # words carried over from the previous turn of a conversation
+CARRIED_WEIGHT = 0.3  # words carried over from the previous turn of a conversation
 
 _QUESTION_KINDS = (
     ("how_many", re.compile(r"\bhow (many|much)\b|\bwhat (number|percentage|amount)\b", re.I)),

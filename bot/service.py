@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
+from bot.conversation import Session, make_turn, resolve
 from bot.corpus import read_corpus
 from bot.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
 from bot.errors import IndexDamagedError
@@ -28,67 +27,9 @@ from bot.index import (
     save_index,
     staleness,
 )
-from bot.lexical import content_words, normalize_word
-from bot.retrieval import Retriever, question_entities
+from bot.retrieval import Retriever
 
 log = logging.getLogger(__name__)
-
-_PRONOUNS = frozenset(
-    [
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "hers",
-        "they",
-        "them",
-        "their",
-        "theirs",
-        "it",
-        "its",
-        "that",
-        "this",
-        "those",
-        "these",
-        "there",
-        "then",
-    ]
-)
-_FOLLOW_UP_OPENERS = re.compile(r"^\s*(and|also|what about|how about|and what about|same for)\b", re.I)
-
-
-@dataclass
-class Turn:
-    question: str
-    carried: tuple[str, ...]  # names and subject words this turn leaves for the next
-
-
-@dataclass
-class Session:
-    """What one chat remembers: its last few turns, for follow-up questions."""
-
-    max_turns: int = 4
-    turns: deque[Turn] = field(default_factory=deque)
-
-    def remember(self, turn: Turn) -> None:
-        self.turns.append(turn)
-        while len(self.turns) > self.max_turns:
-            self.turns.popleft()
-
-    def reset(self) -> None:
-        self.turns.clear()
-
-
-def leans_on_previous(question: str) -> bool:
-    """True for questions that need the one before: pronouns, "And Macron?", or too short to stand alone."""
-    tokens = [w.lower() for w in re.findall(r"[A-Za-z']+", question)]
-    if _FOLLOW_UP_OPENERS.match(question):
-        return True
-    if any(t in _PRONOUNS for t in tokens):
-        return True
-    return len(content_words(question)) <= 1
-
 
 class StorybotService:
     """Loads once; answers any number of questions from any number of sessions."""
@@ -146,30 +87,19 @@ class StorybotService:
     def ask(self, question: str, session: Session | None = None) -> Answer:
         """Answer one question from the article, using the session's history for follow-ups."""
         question = " ".join(question.split())
-        carried: tuple[str, ...] = ()
-        if session and session.turns and leans_on_previous(question):
-            carried = session.turns[-1].carried
-        retriever = self.retriever
-        retrieval = retriever.search(question, carried)
+        resolved = resolve(question, session.last if session else None)
+        if resolved.text != question:
+            log.debug("follow-up %r read as %r", question, resolved.text)
+        retrieval = self.retriever.search(resolved.text, resolved.carried)
         answer = compose_answer(retrieval, self.index.documents, self.settings.answer_threshold, self.settings.top_k)
         if session is not None:
-            session.remember(Turn(question, self._carry_forward(question, carried, answer)))
-        return answer
+            is_span = answer.answered and answer.text != answer.sentence
+            session.remember(make_turn(resolved.text, answer.text, is_span))
+        return replace(answer, question=question)
 
     async def ask_async(self, question: str, session: Session | None = None) -> Answer:
         """ask() off the event loop: embedding is CPU work and must not block other chats."""
         return await asyncio.to_thread(self.ask, question, session)
-
-    def _carry_forward(self, question: str, carried: tuple[str, ...], answer: Answer) -> tuple[str, ...]:
-        # The next question may say "he" for a name in this question or in this answer.
-        names = [" ".join(normalize_word(w) for w in p) for p in question_entities(question)]
-        subject = content_words(question)
-        if answer.answered and answer.text:
-            names += [" ".join(normalize_word(w) for w in p) for p in question_entities(answer.text)]
-        words = []
-        for phrase in [*names, *subject, *carried]:
-            words.extend(phrase.split())
-        return tuple(dict.fromkeys(words))[:12]
 
     # -- the corpus, for front ends -------------------------------------------------------------
 

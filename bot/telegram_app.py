@@ -39,10 +39,11 @@ from telegram.ext import (
 
 from bot.answer import Answer
 from bot.config import Settings
+from bot.conversation import Session
 from bot.errors import ConfigError
 from bot.examples import example_questions
 from bot.feedback import FeedbackLog
-from bot.service import Session, StorybotService
+from bot.service import StorybotService
 from bot.telegram_format import TELEGRAM_MESSAGE_LIMIT, escape, render_answer, render_context, split_html
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.conversation import Session
 from bot.evaluation import format_report, load_cases, run_eval
-from bot.service import Session, StorybotService
+from bot.service import StorybotService
 
 from .conftest import DATA, DEV_QUESTIONS, SEED_ARTICLE, make_settings, read_jsonl
 from .test_index import run_cli

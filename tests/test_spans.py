@@ -15,7 +15,7 @@ CAPTION = (
     "(Cover: Russian President Vladimir Putin attends a session of the annual Valdai Discussion Club in Sochi, "
     "Russia, October 21, 2021. /Reuters)"
 )
-BLAME = 'Putin has denied planning an invasion, blaming the Western security alliance for the rise in tensions.'
+BLAME = "Putin has denied planning an invasion, blaming the Western security alliance for the rise in tensions."
 
 
 @pytest.mark.parametrize(
@@ -28,11 +28,21 @@ BLAME = 'Putin has denied planning an invasion, blaming the Western security all
         ("Which leader did Putin phone?", "which", MACRON, "leader", "French President Emmanuel Macron"),
         ("Where was the cover photo taken?", "where", CAPTION, None, "in Sochi, Russia"),
         ("When did Putin call Macron?", "when", MACRON, None, "later on Tuesday"),
-        ("Which news agency did he talk to?", "which", "Ryabkov told the RIA Novosti state news agency.", "agenc",
-         "RIA Novosti state news agency"),
+        (
+            "Which news agency did he talk to?",
+            "which",
+            "Ryabkov told the RIA Novosti state news agency.",
+            "agenc",
+            "RIA Novosti state news agency",
+        ),
         ("How many troops?", "how_many", "Russia has massed 100,000 troops near the border.", None, "100,000 troops"),
-        ("How much did it cost?", "how_many", "Repairs cost 3.5 million euros, officials said.", None,
-         "3.5 million euros"),
+        (
+            "How much did it cost?",
+            "how_many",
+            "Repairs cost 3.5 million euros, officials said.",
+            None,
+            "3.5 million euros",
+        ),
     ],
 )
 def test_confident_spans(question: str, kind: str, sentence: str, focus: str | None, expected: str) -> None:

@@ -1,0 +1,74 @@
+"""Follow-up questions on the seed article: pronouns, "And X?", and forgetting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.conversation import Session, Turn, leans_on_previous, resolve
+from bot.service import StorybotService
+
+from .conftest import make_settings
+from .test_index import run_cli
+
+CONVERSATIONS = [
+    ("Who did Putin call later on Tuesday?", "What did he reiterate to him?", "reiterated the same demands"),
+    ("What did Ryabkov say?", "Which agency did he tell?", "RIA Novosti"),
+    ("What did Biden warn?", "When did he warn?", "last week"),
+    ("What did Biden warn?", "And the EU?", "unprecedented economic sanctions regime"),
+    ("Who did Putin speak with by phone?", "What role has his country played?", "middle ground"),
+    ("What does Russia want from NATO?", "Did Putin deny planning an invasion?", "denied planning an invasion"),
+    ("What did the Kremlin say?", "What about Ryabkov?", "militarily"),
+    ("What did Ryabkov warn?", "When did he say that?", "a day after"),
+]
+
+
+@pytest.mark.parametrize(("first", "follow_up", "expected"), CONVERSATIONS)
+def test_two_turn_conversations(seed_service: StorybotService, first: str, follow_up: str, expected: str) -> None:
+    session = Session()
+    assert seed_service.ask(first, session).answered
+    answer = seed_service.ask(follow_up, session)
+    assert answer.answered and expected in (answer.text or ""), answer.text
+    assert answer.question == follow_up  # the reply names the question as asked
+
+
+def test_reset_forgets(seed_service: StorybotService) -> None:
+    session = Session()
+    seed_service.ask("What did Biden warn?", session)
+    session.reset()
+    assert session.last is None
+    assert resolve("And the EU?", session.last).text == "And the EU?"
+
+
+def test_resolution_rules() -> None:
+    previous = Turn("Who did Putin call later on Tuesday?", "Putin", "French President Emmanuel Macron", ("putin",))
+    assert resolve("What did he tell him?", previous).text == "What did Putin tell Macron?"
+    assert resolve("What did his office say?", previous).text == "What did Macron's office say?"
+    assert resolve("And Biden?", previous).text == "Who did Biden call later on Tuesday?"
+    assert resolve("What did Biden warn?", previous).text == "What did Biden warn?"  # stands alone
+    assert leans_on_previous("And before that?") and not leans_on_previous("What did Biden warn?")
+
+
+def test_ask_batch_sessions_share_history(tmp_path: Path) -> None:
+    lines = [
+        {"q": "What did Ryabkov say?", "session": "a"},
+        {"q": "What did Biden warn?", "session": "b"},
+        {"q": "Which agency did he tell?", "session": "a"},
+        "When did he warn?",  # a plain line has no history
+        {"q": "When did he warn?", "session": "b"},
+    ]
+    stdin = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines) + "\n"
+    result = run_cli(["ask", "--json"], make_settings(tmp_path), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["question"] for a in answers] == [
+        "What did Ryabkov say?",
+        "What did Biden warn?",
+        "Which agency did he tell?",
+        "When did he warn?",
+        "When did he warn?",
+    ]
+    assert "RIA Novosti" in answers[2]["answer"]
+    assert answers[4]["answer"] == "last week"
