@@ -18,6 +18,9 @@ _FIGURE = re.compile(
 
 
 NOT_SAID = "The article doesn't say."
+TYPE_CANDIDATES = 5
+TYPE_MARGIN = 0.25  # how far below the best a sentence of the right answer type may score and still win
+TYPE_BONUS = 0.15
 
 
 @dataclass(frozen=True)
@@ -99,15 +102,26 @@ def _choose_sentence(retrieval: Retrieval) -> ScoredSentence | None:
     sentences = retrieval.sentences
     if not sentences:
         return None
-    if retrieval.question.kind == "how_many":
+    question = retrieval.question
+    best = sentences[0].score
+    if question.kind == "how_many":
         # A "how many" answer must hold a figure; a sentence without one does not answer it.
-        best = sentences[0].score
         for candidate in sentences:
             if candidate.score < best - 0.3:
                 break
             if _FIGURE.search(candidate.sentence.text):
                 return candidate
         return None
+    if question.kind in {"who", "when", "where", "which"}:
+        # Among close candidates, one holding an answer of the asked type (a name, a day, a place) wins.
+        close = [c for c in sentences[:TYPE_CANDIDATES] if c.score >= best - TYPE_MARGIN]
+        return max(
+            close,
+            key=lambda c: (
+                c.score
+                + (TYPE_BONUS if narrow_span(question.text, question.kind, c.sentence.text, question.focus) else 0.0)
+            ),
+        )
     return sentences[0]
 
 
@@ -138,6 +152,8 @@ def compose_answer(
     if question.unknown_entities:
         names = _join_names(question.unknown_entities)
         return not_answered(f"The article doesn't mention {names}.")
+    if question.unrelated:
+        return not_answered(f"No single article mentions {_join_names(question.unrelated, 'and')}.")
     if question.missing_attribute:
         return not_answered(f"The article doesn't mention the {question.missing_attribute}.")
     chosen = _choose_sentence(retrieval)
@@ -165,6 +181,6 @@ def compose_answer(
     )
 
 
-def _join_names(names: tuple[str, ...]) -> str:
-    """ "X", "X or Y", "X, Y or Z": the article mentions none of them."""
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+def _join_names(names: tuple[str, ...], conjunction: str = "or") -> str:
+    """ "X", "X or Y", "X, Y or Z"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" {conjunction} " + names[-1]

@@ -225,16 +225,42 @@ def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]
     ]
 
 
+# Demonym endings: "Finnish" stands for "Finland", "Ukrainian" for "Ukraine".
+_DEMONYM_SUFFIXES = ("ish", "ian", "ean", "ese", "an", "ch", "i")
+
+
+class Vocabulary:
+    """The words a text (a document, or the whole corpus) uses, for "is this name mentioned?"."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.words: set[str] = set()
+        for text in texts:
+            self.words.update(content_words(text))
+        self.stems = {stem(w) for w in self.words}
+        self._demonyms = sorted(w for w in self.words if w.endswith(_DEMONYM_SUFFIXES) and len(w) >= 5)
+
+    def form(self, word: str) -> str | None:
+        """How this text writes a word: itself, or a demonym ("finland" -> "finnish"); None if absent."""
+        if word in self.words or stem(word) in self.stems:
+            return word
+        if word.isdigit() or len(word) < 4:
+            return None
+        return next((d for d in self._demonyms if d[:3] == word[:3]), None)
+
+    def mentions(self, phrase: Sequence[str]) -> bool:
+        """True when every word of a name is used, or its initials are ("european union" -> "eu")."""
+        if len(phrase) > 1 and "".join(w[0] for w in phrase) in self.words:
+            return True
+        return all(self.form(word) is not None for word in phrase)
+
+
 class LexicalIndex:
     """BM25 over chunks plus the corpus vocabulary, built from the index's texts at load time."""
 
     def __init__(self, chunk_texts: Sequence[str], sentence_texts: Sequence[str]) -> None:
         chunk_stems = [stems(t) for t in chunk_texts]
-        self.vocabulary: set[str] = set()
-        for text in chunk_texts:
-            self.vocabulary.update(content_words(text))
-        self._vocabulary_list = sorted(self.vocabulary)
-        self.stem_vocabulary = {stem(w) for w in self.vocabulary}
+        self.vocabulary = Vocabulary(chunk_texts)
+        self._vocabulary_list = sorted(self.vocabulary.words)
         self.sentence_stems = [set(stems(t)) for t in sentence_texts]
         # Document frequency over sentences: the unit the answer is chosen from.
         frequency: Counter[str] = Counter()
@@ -253,9 +279,9 @@ class LexicalIndex:
 
     def correct(self, word: str) -> str:
         """The corpus word a misspelt query word most likely meant ("bidn" -> "biden"), else the word."""
-        if word in self.vocabulary or len(word) < 4 or any(ch.isdigit() for ch in word):
+        if word in self.vocabulary.words or len(word) < 4 or any(ch.isdigit() for ch in word):
             return word
-        if stem(word) in self.stem_vocabulary:
+        if stem(word) in self.vocabulary.stems:
             return word
         match = process.extractOne(word, self._vocabulary_list, scorer=fuzz.ratio, score_cutoff=85)
         if match is None:
@@ -269,7 +295,7 @@ class LexicalIndex:
 
     def chunk_scores(self, query_stems: Iterable[str]) -> np.ndarray:
         """BM25 score of every chunk for the query stems."""
-        known = [s for s in query_stems if s in self.stem_vocabulary]
+        known = [s for s in query_stems if s in self.vocabulary.stems]
         if not known:
             return np.zeros(self._chunk_count, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)

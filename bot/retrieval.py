@@ -11,7 +11,7 @@ import numpy as np
 from bot.chunking import Chunk, Sentence
 from bot.embedding import Embedder
 from bot.index import StoredIndex
-from bot.lexical import STOPWORDS, LexicalIndex, content_words, normalize_word, stem, words
+from bot.lexical import STOPWORDS, LexicalIndex, Vocabulary, content_words, normalize_word, stem, words
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50
@@ -28,8 +28,6 @@ _QUESTION_KINDS = (
     ("why", re.compile(r"^\s*why\b", re.I)),
     ("yesno", re.compile(r"^\s*(did|does|do|is|are|was|were|has|have|had|will|would|can|could)\b", re.I)),
 )
-# Demonym endings: "Finnish" answers for "Finland", "Ukrainian" for "Ukraine".
-_DEMONYM_SUFFIXES = ("ish", "ian", "ean", "ese", "an", "ch", "i")
 
 
 def question_kind(question: str) -> str:
@@ -71,6 +69,8 @@ _ATTRIBUTE = re.compile(
     r"^\s*(?:what|who|which)(?:'s|\s+(?:is|are|was|were))\s+(?:the|a|an)\s+([\w' -]+?)\s+(?:of|for|in|at)\b",
     re.I,
 )
+# "... the mayor of Riverton ...": an attribute of a named thing, anywhere in the question.
+_ATTRIBUTE_OF_NAME = re.compile(r"\b(?:the|a|an)\s+([a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,2})\s+of\s+(?:the\s+)?[A-Z]")
 _OPENERS = frozenset(["name", "list", "give", "explain", "describe", "summarize", "summarise"])
 
 
@@ -84,6 +84,8 @@ class QuestionAnalysis:
     unknown_entities: tuple[str, ...]  # names or figures the corpus never mentions
     coverage: float  # IDF-weighted share of the question's words that the corpus uses at all
     focus: str | None = None  # stem of the answer-type noun: "agency" in "Which agency ...?"
+    documents: frozenset[str] | None = None  # the articles it can be answered from (None: any)
+    unrelated: tuple[str, ...] = ()  # names and topics that no single article mentions together
     # "population" in "What is the population of X?" when the corpus never names it.
     missing_attribute: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
@@ -128,6 +130,12 @@ class Retriever:
         self._sentence_matrix = index.sentence_vectors.reconstruct_n(0, index.sentence_vectors.ntotal)
         self._sentence_stems = self.lexical.sentence_stems
         self._chunk_of_sentence = np.asarray(index.chunk_of_sentence, dtype=np.int64)
+        self.vocabulary = self.lexical.vocabulary
+        self.doc_vocabularies = {
+            name: Vocabulary(c.text for c in index.chunks if c.doc == name) for name in index.documents
+        }
+        self._topics = _topic_stems(index, self.doc_vocabularies)
+        self._sentence_docs = [s.doc for s in index.sentences]
 
     def analyse(self, question: str, carried: Sequence[str] = ()) -> QuestionAnalysis:
         """Words, entities and kind of a question; `carried` words come from earlier turns."""
@@ -135,8 +143,8 @@ class Retriever:
         terms = []
         for word in content_words(question):
             corrected = self.lexical.correct(word)
-            if corrected not in self.lexical.vocabulary:
-                corrected = self.corpus_form(corrected) or corrected
+            if corrected not in self.vocabulary.words:
+                corrected = self.vocabulary.form(corrected) or corrected
             if corrected != word:
                 corrections[word] = corrected
             terms.append(corrected)
@@ -146,20 +154,23 @@ class Retriever:
         phrases = [tuple(self.lexical.correct(normalize_word(w)) for w in p) for p in written]
         entities = tuple(" ".join(p) for p in phrases)
         # Unknown names are reported as the user wrote them.
-        unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self._phrase_mentioned(p))
+        unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self.vocabulary.mentions(p))
+        documents, unrelated = self._documents_about(written, phrases, terms)
         stems_ = tuple(dict.fromkeys([*(stem(t) for t in terms), *sorted(carried_stems)]))
         total = sum(self.lexical.idf(s) for s in stems_)
-        known = sum(self.lexical.idf(s) for s in stems_ if s in self.lexical.stem_vocabulary)
+        known = sum(self.lexical.idf(s) for s in stems_ if s in self.vocabulary.stems)
         focus_match = _FOCUS.match(question)
         focus = None
         # The head of "Which news agency did ...": the last noun before the verb.
         if focus_match and focus_match.group(2).lower() not in STOPWORDS:
             focus = stem(normalize_word(focus_match.group(2)))
-        attribute = _ATTRIBUTE.match(question)
+        attribute = _ATTRIBUTE.match(question) or _ATTRIBUTE_OF_NAME.search(question)
         missing_attribute = None
         if attribute:
-            nouns = [w for w in content_words(attribute.group(1))]
-            if nouns and all(self.corpus_form(self.lexical.correct(n)) is None for n in nouns):
+            # Looked up in the articles the question is about: a mayor in another story does not count.
+            scope = [self.doc_vocabularies[d] for d in documents] if documents else [self.vocabulary]
+            nouns = content_words(attribute.group(1))
+            if nouns and all(all(v.form(self.lexical.correct(n)) is None for v in scope) for n in nouns):
                 missing_attribute = " ".join(nouns)
         return QuestionAnalysis(
             missing_attribute=missing_attribute,
@@ -173,25 +184,37 @@ class Retriever:
             unknown_entities=unknown,
             coverage=known / total if total else 0.0,
             corrections=corrections,
+            documents=documents,
+            unrelated=unrelated,
         )
 
-    def _phrase_mentioned(self, phrase: tuple[str, ...]) -> bool:
-        # "European Union" is mentioned as "EU": the initials of a name may stand for it.
-        if len(phrase) > 1 and "".join(w[0] for w in phrase) in self.lexical.vocabulary:
-            return True
-        return all(self.corpus_form(word) is not None for word in phrase)
+    def _documents_about(
+        self, written: list[tuple[str, ...]], phrases: list[tuple[str, ...]], terms: list[str]
+    ) -> tuple[frozenset[str] | None, tuple[str, ...]]:
+        """The articles a question can be answered from, and the names no single article connects.
 
-    def corpus_form(self, word: str) -> str | None:
-        """How the corpus writes a name: itself, or a demonym ("finland" -> "finnish"); None if absent."""
-        vocabulary = self.lexical.vocabulary
-        if word in vocabulary or stem(word) in self.lexical.stem_vocabulary:
-            return word
-        if word.isdigit() or len(word) < 4:
-            return None
-        for candidate in sorted(vocabulary):
-            if candidate[:3] == word[:3] and candidate.endswith(_DEMONYM_SUFFIXES) and len(candidate) >= 5:
-                return candidate
-        return None
+        A question naming someone (or an article's own topic, like "harbour") is answered only from
+        articles that mention all of it: "What did Putin say about the harbour?" mixes two stories.
+        """
+        required: list[tuple[str, frozenset[str]]] = []
+        for words_as_written, phrase in zip(written, phrases, strict=True):
+            docs = frozenset(d for d, v in self.doc_vocabularies.items() if v.mentions(phrase))
+            if docs:
+                required.append((" ".join(words_as_written), docs))
+        named = {word for phrase in phrases for word in phrase}
+        for term in terms:
+            topic_docs = self._topics.get(stem(term))
+            if topic_docs and term not in named:
+                required.append((term, topic_docs))
+        if not required or len(self.doc_vocabularies) == 1:
+            return None, ()
+        allowed = frozenset(self.doc_vocabularies)
+        for _, docs in required:
+            if not allowed & docs:
+                names = tuple(dict.fromkeys(n for n, _ in required))
+                return frozenset(), names
+            allowed &= docs
+        return allowed, ()
 
     def search(self, question: str, carried: Sequence[str] = (), limit: int = 8) -> Retrieval:
         """Rank passages and sentences for a question."""
@@ -219,12 +242,15 @@ class Retriever:
         weights = {
             s: self.lexical.idf(s) * (CARRIED_WEIGHT if s in analysis.carried_stems else 1.0) for s in analysis.stems
         }
-        if analysis.focus in weights and analysis.focus in self.lexical.stem_vocabulary:
+        if analysis.focus in weights and analysis.focus in self.vocabulary.stems:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
         chunk_of = self._chunk_of_sentence
         scored = []
+        allowed = analysis.documents
         for sentence_id, sentence in enumerate(self.index.sentences):
+            if allowed is not None and sentence.doc not in allowed:
+                continue  # the question is about another article
             present = self._sentence_stems[sentence_id]
             lexical = sum(w for s, w in weights.items() if s in present) / total_weight
             chunk_id = int(chunk_of[sentence_id])
@@ -262,3 +288,24 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores), dtype=np.float64)
     ranks[order] = np.arange(1, len(scores) + 1)
     return ranks
+
+
+TOPIC_MIN_COUNT = 3  # a word an article uses this often (or in its title) is one of its topics
+
+
+def _topic_stems(index: StoredIndex, vocabularies: dict[str, Vocabulary]) -> dict[str, frozenset[str]]:
+    """Stems that belong to one article only: in its title or used there often, and nowhere else."""
+    if len(vocabularies) < 2:
+        return {}
+    counts: dict[str, dict[str, int]] = {}
+    for sentence in index.sentences:
+        for word in content_words(sentence.text):
+            per_doc = counts.setdefault(stem(word), {})
+            per_doc[sentence.doc] = per_doc.get(sentence.doc, 0) + 1
+    topics: dict[str, frozenset[str]] = {}
+    for name, info in index.documents.items():
+        title_stems = {stem(w) for w in content_words(info.title)}
+        for stem_, per_doc in counts.items():
+            if set(per_doc) == {name} and (stem_ in title_stems or per_doc[name] >= TOPIC_MIN_COUNT):
+                topics[stem_] = frozenset({name})
+    return topics

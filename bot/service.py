@@ -31,6 +31,7 @@ from bot.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 
+
 class StorybotService:
     """Loads once; answers any number of questions from any number of sessions."""
 

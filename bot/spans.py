@@ -44,12 +44,18 @@ _PLACE = re.compile(
     rf"(?:\s+(?:border|region|capital|city|town|area|coast|sea|province|state))?"
 )
 _NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|dozens|hundreds|thousands|millions"
+# Words that end the thing counted: "12 people died", "100,000 troops near the border".
+_NOT_COUNTED = r"(?:were|was|are|is|have|has|had|will|would|near|in|at|on|from|to|and|or|of|who|that|which|said)"
 _FIGURE = re.compile(
     rf"(?:\b(?i:about|around|nearly|almost|more than|at least|some|over)\s+)?"
     rf"(?:\b\d[\d,.]*(?:\s*(?:%|percent|million|billion|thousand))?|\b(?:{_NUMBER_WORDS})(?:\s+of)?)"
-    rf"(?:\s+[a-z][\w-]*)?"  # the thing counted: "12 people", "100,000 troops"
+    rf"(?:\s+(?!{_NOT_COUNTED}\b)[a-z][\w-]*(?<!ed)){{0,2}}"  # what is counted: "12 people", "40 fishing families"
 )
 _PERSON_NOUNS = frozenset(stem(w) for w in "leader president minister official person politician head chief".split())
+_PASSIVE_AGENT = re.compile(
+    r"\b(?:was|were|is|are|been|being)\s+(\w+)\s+by\s+"
+    r"((?:the\s+)?[\w'’-]+(?:\s+(?!(?:at|in|on|from|for|with|after|before|during|and|but|to)\b)[\w'’-]+){0,5})"
+)
 _WHO_IS = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+(.+?)\s*\??\s*$", re.IGNORECASE)
 
 
@@ -96,6 +102,10 @@ def narrow_span(question: str, kind: str, sentence: str, focus: str | None = Non
     if kind == "which" and focus in _PERSON_NOUNS:
         kind = "who"  # "Which leader did Putin phone?" asks for a person
     if kind == "who":
+        # "Who built the robot?" / "It was built by engineering students at ..." -> the agent.
+        for match in _PASSIVE_AGENT.finditer(sentence):
+            if stem(normalize_word(match.group(1))) in {stem(w) for w in question_words}:
+                return match.span(2)
         who_is = _WHO_IS.match(question)
         runs = [(s, e) for s, e in name_runs(sentence) if _person_like(sentence[s:e])]
         if who_is:
