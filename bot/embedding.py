@@ -43,11 +43,13 @@ def resolve_model(model: str) -> str:
     return model
 
 
-def _offline_if_local(model_ref: str) -> None:
+def offline_if_local(model_ref: str) -> None:
     # A local model must never wait on a hub that cannot be reached; a hub name is the user's choice.
     if Path(model_ref).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # The model's own "Loading weights" bar is noise in a chat; rebuild shows its own progress.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -65,9 +67,7 @@ class SentenceTransformerEmbedder:
         self.name = model
         self.batch_size = batch_size
         model_ref = resolve_model(model)
-        _offline_if_local(model_ref)
-        # The model's own "Loading weights" bar is noise in a chat; rebuild shows its own progress.
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        offline_if_local(model_ref)
         try:
             from sentence_transformers import SentenceTransformer
 

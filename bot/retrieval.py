@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -12,12 +12,15 @@ from bot.chunking import Chunk, Sentence
 from bot.embedding import Embedder
 from bot.index import StoredIndex
 from bot.lexical import STOPWORDS, LexicalIndex, Vocabulary, content_words, normalize_word, stem, words
+from bot.reranking import Reranker
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
 CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
 CARRIED_WEIGHT = 0.3  # words carried over from the previous turn of a conversation
+RERANK_CANDIDATES = 8  # sentences the cross-encoder reads: one model pass each
+RERANK_WEIGHT = 0.5  # how far the cross-encoder's relevance (0..1, centred) moves a sentence
 
 _QUESTION_KINDS = (
     ("how_many", re.compile(r"\bhow (many|much)\b|\bwhat (number|percentage|amount)\b", re.I)),
@@ -100,6 +103,7 @@ class ScoredSentence:
     dense: float  # cosine(question, sentence)
     lexical: float  # IDF-weighted share of question words the sentence contains
     score: float
+    rerank: float | None = None  # the cross-encoder's relevance, when a reranker is configured
 
 
 @dataclass(frozen=True)
@@ -122,9 +126,10 @@ class Retrieval:
 class Retriever:
     """Searches one loaded index; built once, shared by every chat."""
 
-    def __init__(self, index: StoredIndex, embedder: Embedder) -> None:
+    def __init__(self, index: StoredIndex, embedder: Embedder, reranker: Reranker | None = None) -> None:
         self.index = index
         self.embedder = embedder
+        self.reranker = reranker
         self.lexical = LexicalIndex([c.text for c in index.chunks], [s.text for s in index.sentences])
         # Sentences are scored all at once with one matrix product; FAISS ranks the chunks.
         self._sentence_matrix = index.sentence_vectors.reconstruct_n(0, index.sentence_vectors.ntotal)
@@ -187,6 +192,18 @@ class Retriever:
             documents=documents,
             unrelated=unrelated,
         )
+
+    def _rerank(self, question: str, scored: list[ScoredSentence]) -> list[ScoredSentence]:
+        """Blend the cross-encoder's judgement into the best candidates' scores (centred, so 0.5 is neutral)."""
+        assert self.reranker is not None
+        head, tail = scored[:RERANK_CANDIDATES], scored[RERANK_CANDIDATES:]
+        relevance = self.reranker.score(question, [s.sentence.text for s in head])
+        reranked = [
+            replace(s, score=s.score + RERANK_WEIGHT * (float(r) - 0.5), rerank=float(r))
+            for s, r in zip(head, relevance, strict=True)
+        ]
+        reranked.sort(key=lambda s: s.score, reverse=True)
+        return reranked + tail
 
     def _documents_about(
         self, written: list[tuple[str, ...]], phrases: list[tuple[str, ...]], terms: list[str]
@@ -263,6 +280,8 @@ class Retriever:
                 ScoredSentence(sentence, sentence_id, chunk_id, float(sentence_dense[sentence_id]), lexical, score)
             )
         scored.sort(key=lambda s: s.score, reverse=True)
+        if self.reranker is not None and scored:
+            scored = self._rerank(analysis.text, scored)
 
         best_in_chunk: dict[int, float] = {}
         for item in scored:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from bot.conversation import Session, make_turn, resolve
 from bot.corpus import read_corpus
-from bot.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
+from bot.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder, resolve_model
 from bot.errors import IndexDamagedError
 from bot.index import (
     MANIFEST,
@@ -27,6 +29,7 @@ from bot.index import (
     save_index,
     staleness,
 )
+from bot.reranking import CrossEncoderReranker, Reranker
 from bot.retrieval import Retriever
 
 log = logging.getLogger(__name__)
@@ -35,16 +38,21 @@ log = logging.getLogger(__name__)
 class StorybotService:
     """Loads once; answers any number of questions from any number of sessions."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, index: StoredIndex) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder, index: StoredIndex, reranker: Reranker | None = None
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.reranker = reranker
         self._lock = threading.Lock()  # guards swapping in a rebuilt index
         self._set_index(index)
 
     # -- loading and rebuilding ---------------------------------------------------------------
 
     @classmethod
-    def load(cls, settings: Settings, embedder: Embedder | None = None) -> StorybotService:
+    def load(
+        cls, settings: Settings, embedder: Embedder | None = None, reranker: Reranker | None = None
+    ) -> StorybotService:
         """Load the index and the model; rebuild first when the index is missing or stale.
 
         The index is checked before the model loads, so a damaged index is reported at once.
@@ -61,7 +69,11 @@ class StorybotService:
                 log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
             else:
                 index = load_index(build_dir)
+        if settings.reranker_model and not Path(resolve_model(settings.reranker_model)).exists():
+            os.environ.setdefault("HF_HUB_OFFLINE", "0")  # a hub reranker needs the hub
         embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        if reranker is None and settings.reranker_model:
+            reranker = CrossEncoderReranker(settings.reranker_model)
         if index is None:
             index = rebuild_index(settings, embedder).index
         elif index.manifest.dimension != embedder.dimension:
@@ -69,10 +81,10 @@ class StorybotService:
                 build_dir / MANIFEST if build_dir else settings.index_dir,
                 f"dimension {index.manifest.dimension}, the model gives {embedder.dimension}",
             )
-        return cls(settings, embedder, index)
+        return cls(settings, embedder, index, reranker)
 
     def _set_index(self, index: StoredIndex) -> None:
-        retriever = Retriever(index, self.embedder)
+        retriever = Retriever(index, self.embedder, self.reranker)
         with self._lock:
             self.index = index
             self.retriever = retriever

@@ -1,0 +1,50 @@
+"""The optional reranker: a sentence-transformers CrossEncoder that rescores the best candidate sentences.
+
+None ships offline, so it is off by default (STORYBOT_RERANKER_MODEL). A cross-encoder reads the
+question and each sentence together, which judges relevance better than comparing two embeddings,
+at the cost of one model pass per candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from bot.embedding import offline_if_local, resolve_model
+from bot.errors import ModelLoadError
+
+
+class Reranker(Protocol):
+    name: str
+
+    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """Relevance of each text to the question, in [0, 1]."""
+        ...
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers CrossEncoder from a path or a hub name, on the CPU."""
+
+    def __init__(self, model: str) -> None:
+        self.name = model
+        model_ref = resolve_model(model)
+        offline_if_local(model_ref)
+        try:
+            from sentence_transformers import CrossEncoder
+
+            self._model = CrossEncoder(model_ref, device="cpu")
+        except Exception as error:  # the library raises many kinds (OSError, ValueError, HTTP errors)
+            raise ModelLoadError(f"cannot load the reranker model {model!r}: {error}") from error
+
+    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        raw = np.asarray(
+            self._model.predict([(question, text) for text in texts], show_progress_bar=False), dtype=np.float32
+        ).reshape(len(texts), -1)[:, 0]
+        # Some cross-encoders return probabilities, others logits: bring both to [0, 1].
+        if raw.min() < 0.0 or raw.max() > 1.0:
+            raw = (1.0 / (1.0 + np.exp(-raw))).astype(np.float32)
+        return raw
