@@ -79,29 +79,37 @@ def run_eval(service: StorybotService, cases: list[EvalCase]) -> list[EvalResult
     return [EvalResult(case, service.ask(case.question)) for case in cases]
 
 
-def threshold_table(results: list[EvalResult], thresholds: list[float]) -> list[tuple[float, float, float, int]]:
-    """(threshold, precision, recall, correct answers) of answering when confidence >= threshold.
-
-    Precision: of the questions answered, how many were answerable and answered right.
-    Recall: of the answerable questions, how many were answered right.
-    """
-    rows = []
-    answerable = [r for r in results if r.answerable]
-    for threshold in thresholds:
-        answered = [r for r in results if _would_answer(r, threshold)]
-        right = [r for r in answered if r.case.expect and _contains(r.answer.candidate or "", r.case.expect)]
-        precision = len(right) / len(answered) if answered else 1.0
-        recall = len(right) / len(answerable) if answerable else 1.0
-        rows.append((threshold, precision, recall, len(right)))
-    return rows
+@dataclass(frozen=True)
+class ThresholdRow:
+    threshold: float
+    precision: float  # of the questions answered, the share answered right
+    recall: float  # of the answerable questions, the share answered right
+    score_precision: float  # the same if the score alone decided (no rules about unknown names)
+    score_recall: float
 
 
-def _would_answer(result: EvalResult, threshold: float) -> bool:
-    # Refusals for a reason other than the score (a name the article never mentions) stay refusals.
+def threshold_table(results: list[EvalResult], thresholds: list[float]) -> list[ThresholdRow]:
+    """Precision and recall of answering when confidence >= t, with storybot's refusal rules and without."""
+    answerable = sum(r.answerable for r in results)
+
+    def rates(threshold: float, with_rules: bool) -> tuple[float, float]:
+        answered = [text for r in results if (text := _text_at(r, threshold, with_rules)) is not None]
+        right = sum(
+            1 for r in results if r.case.expect and _contains(_text_at(r, threshold, with_rules) or "", r.case.expect)
+        )
+        return (right / len(answered) if answered else 1.0), (right / answerable if answerable else 1.0)
+
+    return [ThresholdRow(t, *rates(t, True), *rates(t, False)) for t in thresholds]
+
+
+def _text_at(result: EvalResult, threshold: float, with_rules: bool) -> str | None:
+    """What storybot would answer at this threshold, or None for a refusal."""
     answer = result.answer
-    if not (answer.answered or answer.score_refusal):
-        return False
-    return answer.candidate is not None and answer.confidence >= threshold
+    if with_rules and not (answer.answered or answer.score_refusal):
+        return None  # refused for a reason other than the score: a name the article never mentions
+    if answer.candidate is None or answer.confidence < threshold:
+        return None
+    return answer.text if answer.answered else answer.candidate
 
 
 def format_report(results: list[EvalResult], threshold: float) -> str:
@@ -119,12 +127,16 @@ def format_report(results: list[EvalResult], threshold: float) -> str:
         f"{'false abstentions':<26}{false_abstentions:>8}",
         "",
         f"answering threshold (confidence >= t), chosen t = {threshold:.2f}:",
-        f"{'t':>6}{'precision':>11}{'recall':>9}",
+        f"{'':>6}{'with the name rules':>22}{'score alone':>22}",
+        f"{'t':>6}{'precision':>11}{'recall':>11}{'precision':>11}{'recall':>11}",
     ]
     grid = sorted({round(0.2 + 0.1 * i, 2) for i in range(9)} | {round(threshold, 2)})
-    for t, precision, recall, _ in threshold_table(results, grid):
-        mark = "  <- chosen" if abs(t - threshold) < 1e-9 else ""
-        lines.append(f"{t:>6.2f}{precision:>11.2f}{recall:>9.2f}{mark}")
+    for row in threshold_table(results, grid):
+        mark = "  <- chosen" if abs(row.threshold - threshold) < 1e-9 else ""
+        lines.append(
+            f"{row.threshold:>6.2f}{row.precision:>11.2f}{row.recall:>11.2f}"
+            f"{row.score_precision:>11.2f}{row.score_recall:>11.2f}{mark}"
+        )
     failing = [r for r in results if not r.correct or (r.answerable and not r.hit_at_3)]
     lines.append("")
     if failing:
