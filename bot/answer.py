@@ -62,6 +62,7 @@ class Answer:
     key_terms: tuple[str, ...] = field(default_factory=tuple)  # question words, for emphasis
     candidate: str | None = None  # the best sentence, answered or not (for threshold tables)
     sentence: str | None = None  # the whole sentence the answer comes from
+    corrections: dict[str, str] = field(default_factory=dict)  # misspelt word -> the corpus word it was read as
     score_refusal: bool = False  # refused only because the confidence was under the threshold
 
     def to_json(self) -> dict[str, Any]:
@@ -178,6 +179,7 @@ def compose_answer(
         key_terms=key_terms,
         candidate=sentence.text,
         sentence=sentence.text,
+        corrections=dict(question.corrections),
     )
 
 

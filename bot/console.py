@@ -70,6 +70,9 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
     lines: list[str] = []
     if answer.answered and answer.text:
         lines.append(style.green(style.bold("Answer: ")) + _emphasise(answer.text, answer.key_terms, style))
+        if answer.corrections:
+            read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.corrections.items())
+            lines.append(style.dim(f"(reading {read_as})"))
         heading = "Sources"
     else:
         lines.append(style.yellow(answer.reason or "The article doesn't say."))

@@ -78,11 +78,6 @@ class Document:
     date: str | None = None
     paragraphs: list[Paragraph] = field(default_factory=list)
 
-    def paragraph_text(self, number: int) -> str:
-        """The verbatim text of paragraph `number`."""
-        paragraph = self.paragraphs[number - 1]
-        return self.text[paragraph.start : paragraph.end]
-
 
 @dataclass(frozen=True)
 class SkippedFile:

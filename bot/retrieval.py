@@ -15,7 +15,9 @@ from bot.lexical import STOPWORDS, LexicalIndex, Vocabulary, content_words, norm
 from bot.reranking import Reranker
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
-DENSE_CANDIDATES = 50
+DENSE_CANDIDATES = 50  # chunks FAISS returns for the dense ranking
+SENTENCE_CANDIDATES = 40  # sentences scored in full: the closest by cosine ...
+CHUNK_CANDIDATES = 12  # ... and every sentence of the best fused chunks
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
 CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
 CARRIED_WEIGHT = 0.3  # words carried over from the previous turn of a conversation
@@ -85,7 +87,6 @@ class QuestionAnalysis:
     stems: tuple[str, ...]  # stems of terms, then of carried words
     entities: tuple[str, ...]
     unknown_entities: tuple[str, ...]  # names or figures the corpus never mentions
-    coverage: float  # IDF-weighted share of the question's words that the corpus uses at all
     focus: str | None = None  # stem of the answer-type noun: "agency" in "Which agency ...?"
     documents: frozenset[str] | None = None  # the articles it can be answered from (None: any)
     unrelated: tuple[str, ...] = ()  # names and topics that no single article mentions together
@@ -109,10 +110,7 @@ class ScoredSentence:
 @dataclass(frozen=True)
 class Passage:
     chunk: Chunk
-    score: float  # best sentence score inside the chunk
-    dense: float
-    bm25: float
-    fused: float  # reciprocal-rank fusion of the dense and BM25 rankings
+    score: float  # the best sentence score inside the chunk
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,6 @@ class Retrieval:
     question: QuestionAnalysis
     passages: list[Passage]  # best first
     sentences: list[ScoredSentence]  # best first
-    rank_agreement: float  # 1 when dense and BM25 put the same chunk first
 
 
 class Retriever:
@@ -148,10 +145,10 @@ class Retriever:
         terms = []
         for word in content_words(question):
             corrected = self.lexical.correct(word)
-            if corrected not in self.vocabulary.words:
-                corrected = self.vocabulary.form(corrected) or corrected
             if corrected != word:
-                corrections[word] = corrected
+                corrections[word] = corrected  # a typo, shown to the user
+            if corrected not in self.vocabulary.words:
+                corrected = self.vocabulary.form(corrected) or corrected  # "finland" is written "finnish"
             terms.append(corrected)
         own_stems = {stem(t) for t in terms}
         carried_stems = frozenset(stem(w) for w in carried) - own_stems
@@ -162,8 +159,6 @@ class Retriever:
         unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self.vocabulary.mentions(p))
         documents, unrelated = self._documents_about(written, phrases, terms)
         stems_ = tuple(dict.fromkeys([*(stem(t) for t in terms), *sorted(carried_stems)]))
-        total = sum(self.lexical.idf(s) for s in stems_)
-        known = sum(self.lexical.idf(s) for s in stems_ if s in self.vocabulary.stems)
         focus_match = _FOCUS.match(question)
         focus = None
         # The head of "Which news agency did ...": the last noun before the verb.
@@ -187,7 +182,6 @@ class Retriever:
             carried_stems=carried_stems,
             entities=entities,
             unknown_entities=unknown,
-            coverage=known / total if total else 0.0,
             corrections=corrections,
             documents=documents,
             unrelated=unrelated,
@@ -243,18 +237,15 @@ class Retriever:
     def search_vector(self, analysis: QuestionAnalysis, query: np.ndarray, limit: int = 8) -> Retrieval:
         """The ranking step, given an already-encoded question."""
         chunk_count = len(self.index.chunks)
-        k = min(chunk_count, DENSE_CANDIDATES)
-        scores, ids = self.index.chunk_vectors.search(query.reshape(1, -1), k)
+        scores, ids = self.index.chunk_vectors.search(query.reshape(1, -1), min(chunk_count, DENSE_CANDIDATES))
         dense_chunk = np.full(chunk_count, -1.0, dtype=np.float32)
         dense_chunk[ids[0]] = scores[0]
         bm25 = self.lexical.chunk_scores(analysis.stems)
-
-        dense_rank = _ranks(dense_chunk)
         bm25_rank = _ranks(bm25) if bm25.max() > 0 else np.full(chunk_count, chunk_count)
-        fused = 1.0 / (RRF_K + dense_rank) + 1.0 / (RRF_K + bm25_rank)
+        fused = 1.0 / (RRF_K + _ranks(dense_chunk)) + 1.0 / (RRF_K + bm25_rank)
         fused_norm = fused / fused.max()
-
         sentence_dense = self._sentence_matrix @ query
+
         # A follow-up's own words lead; the names carried from the previous turn only steer.
         weights = {
             s: self.lexical.idf(s) * (CARRIED_WEIGHT if s in analysis.carried_stems else 1.0) for s in analysis.stems
@@ -262,22 +253,20 @@ class Retriever:
         if analysis.focus in weights and analysis.focus in self.vocabulary.stems:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
-        chunk_of = self._chunk_of_sentence
+
         scored = []
-        allowed = analysis.documents
-        for sentence_id, sentence in enumerate(self.index.sentences):
-            if allowed is not None and sentence.doc not in allowed:
-                continue  # the question is about another article
+        for sentence_id in self._candidates(sentence_dense, fused, analysis.documents):
+            chunk_id = int(self._chunk_of_sentence[sentence_id])
             present = self._sentence_stems[sentence_id]
             lexical = sum(w for s, w in weights.items() if s in present) / total_weight
-            chunk_id = int(chunk_of[sentence_id])
+            dense = float(sentence_dense[sentence_id])
             score = (
-                float(sentence_dense[sentence_id])
+                dense
                 + LEXICAL_WEIGHT * lexical
                 + CHUNK_WEIGHT * (float(dense_chunk[chunk_id]) + float(fused_norm[chunk_id])) / 2
             )
             scored.append(
-                ScoredSentence(sentence, sentence_id, chunk_id, float(sentence_dense[sentence_id]), lexical, score)
+                ScoredSentence(self.index.sentences[sentence_id], sentence_id, chunk_id, dense, lexical, score)
             )
         scored.sort(key=lambda s: s.score, reverse=True)
         if self.reranker is not None and scored:
@@ -287,18 +276,21 @@ class Retriever:
         for item in scored:
             best_in_chunk.setdefault(item.chunk_id, item.score)
         order = sorted(best_in_chunk, key=lambda c: best_in_chunk[c], reverse=True)[:limit]
-        passages = [
-            Passage(
-                chunk=self.index.chunks[c],
-                score=best_in_chunk[c],
-                dense=float(dense_chunk[c]),
-                bm25=float(bm25[c]),
-                fused=float(fused[c]),
-            )
-            for c in order
-        ]
-        agreement = 1.0 if bm25.max() > 0 and int(dense_rank.argmin()) == int(bm25_rank.argmin()) else 0.0
-        return Retrieval(analysis, passages, scored[: limit * 3], agreement)
+        passages = [Passage(self.index.chunks[c], best_in_chunk[c]) for c in order]
+        return Retrieval(analysis, passages, scored[: limit * 3])
+
+    def _candidates(self, sentence_dense: np.ndarray, fused: np.ndarray, documents: frozenset[str] | None) -> list[int]:
+        """Sentences worth scoring: the closest by cosine and those of the best fused chunks.
+
+        Scoring every sentence of a large corpus in Python would dominate the answer time.
+        """
+        top_sentences = np.argsort(-sentence_dense)[:SENTENCE_CANDIDATES]
+        top_chunks = np.argsort(-fused)[:CHUNK_CANDIDATES]
+        ids = {int(i) for i in top_sentences}
+        for chunk_id in top_chunks:
+            ids.update(self.index.chunks[int(chunk_id)].sentence_ids)
+        sentences = self.index.sentences
+        return sorted(i for i in ids if documents is None or sentences[i].doc in documents)
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:

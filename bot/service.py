@@ -120,12 +120,13 @@ class StorybotService:
     def documents(self) -> list[DocumentInfo]:
         return list(self.index.documents.values())
 
-    def paragraph_text(self, doc: str, paragraph: int) -> str | None:
-        """The verbatim text of one paragraph, for "show more context"."""
+    def surrounding_paragraphs(self, doc: str, paragraph: int, around: int = 1) -> list[tuple[int, str]]:
+        """(number, verbatim text) of a paragraph and its neighbours, for "show more context"."""
         info = self.index.documents.get(doc)
-        if info is None or paragraph not in info.paragraphs:
-            return None
-        return info.paragraphs[paragraph][2]
+        if info is None:
+            return []
+        numbers = range(paragraph - around, paragraph + around + 1)
+        return [(n, info.paragraphs[n][2]) for n in numbers if n in info.paragraphs]
 
 
 def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:

@@ -172,11 +172,10 @@ def _context_html(service: StorybotService, answer: Answer) -> str | None:
     if not answer.citations:
         return None
     first = answer.citations[0]
-    info = service.index.documents.get(first.doc)
-    if info is None:
+    paragraphs = service.surrounding_paragraphs(first.doc, first.paragraph)
+    if not paragraphs:
         return None
-    numbers = [n for n in (first.paragraph - 1, first.paragraph, first.paragraph + 1) if n in info.paragraphs]
-    text = render_context(answer, [(n, info.paragraphs[n][2]) for n in numbers], info.title)
+    text = render_context(answer, paragraphs, first.title)
     # The wide form replaces the message in place, so it must fit one message.
     return split_html(text, TELEGRAM_MESSAGE_LIMIT - 2)[0] + (" …" if len(text) > TELEGRAM_MESSAGE_LIMIT else "")
 

@@ -58,6 +58,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _read_as(corrections: dict[str, str]) -> str:
+    return "(reading " + ", ".join(f"“{typed}” as “{meant}”" for typed, meant in corrections.items()) + ")"
+
+
 def _source_line(title: str, paragraph: int) -> str:
     return f"— <i>{escape(title)}</i>, paragraph {paragraph}"
 
@@ -72,7 +76,10 @@ def render_answer(answer: Answer) -> str:
             parts.append(f"<blockquote>{escape(_one_line(closest.text))}</blockquote>")
             parts.append(_source_line(closest.title, closest.paragraph))
         return "\n".join(parts)
-    parts = [emphasise(_one_line(answer.text), answer.key_terms), "", "<b>Sources</b>"]
+    parts = [emphasise(_one_line(answer.text), answer.key_terms)]
+    if answer.corrections:
+        parts.append(f"<i>{escape(_read_as(answer.corrections))}</i>")
+    parts += ["", "<b>Sources</b>"]
     for citation in answer.citations:
         parts.append(f"<b>[{citation.n}]</b> “{escape(_one_line(citation.text))}”")
         parts.append(_source_line(citation.title, citation.paragraph))
@@ -82,10 +89,11 @@ def render_answer(answer: Answer) -> str:
 def render_context(answer: Answer, paragraphs: list[tuple[int, str]], title: str) -> str:
     """The wide form: the paragraphs around the answer, the answering sentence emphasised."""
     lines = [f"<b>In context</b> — <i>{escape(title)}</i>", ""]
+    answering = answer.sentence or answer.text
     for number, text in paragraphs:
-        if answer.text and answer.text in text:
-            before, _, after = text.partition(answer.text)
-            sentence = f"<b>{escape(_one_line(answer.text))}</b>"
+        if answering and answering in text:
+            before, _, after = text.partition(answering)
+            sentence = f"<b>{escape(_one_line(answering))}</b>"
             body = f"{escape(_one_line(before))} {sentence} {escape(_one_line(after))}"
             lines.append(f"¶{number} {body.strip()}")
         else:
