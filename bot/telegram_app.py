@@ -8,9 +8,11 @@ limit window) in user_data, both persisted to the data directory so a restart ke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import (
@@ -444,6 +446,23 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     application.add_handler(CallbackQueryHandler(button))
     application.add_error_handler(error_handler)
     return application
+
+
+@contextlib.asynccontextmanager
+async def polling(application: Application, poll_timeout: int = 1) -> AsyncIterator[Application]:
+    """Run long polling inside a running event loop (tests, the load benchmark), and stop it cleanly."""
+    await application.initialize()
+    if application.post_init:
+        await application.post_init(application)
+    await application.start()
+    assert application.updater is not None
+    await application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
+    try:
+        yield application
+    finally:
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
 
 
 async def check_token(settings: Settings, attempts: int = 4) -> str:

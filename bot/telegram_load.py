@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from bot.bench import percentile
 from bot.loopback_api import LoopbackBotAPI
 from bot.service import StorybotService
-from bot.telegram_app import build_application
+from bot.telegram_app import build_application, polling
 
 CHATS = 20
 QUESTIONS_PER_CHAT = 10
@@ -46,12 +46,6 @@ async def _load(service: StorybotService, flood_limits: bool) -> None:
         )
         load_service = StorybotService(settings, service.embedder, service.index)
         application = build_application(settings, load_service, flood_limits)
-        await application.initialize()
-        if application.post_init:
-            await application.post_init(application)
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.0, timeout=1)
         reply_times: list[float] = []
         right = answered = 0
 
@@ -69,11 +63,9 @@ async def _load(service: StorybotService, flood_limits: bool) -> None:
 
         started = time.perf_counter()
         try:
-            await asyncio.gather(*(chat(n) for n in range(CHATS)))
+            async with polling(application):
+                await asyncio.gather(*(chat(n) for n in range(CHATS)))
         finally:
-            await application.updater.stop()
-            await application.stop()
-            await application.shutdown()
             await api.stop()
         seconds = time.perf_counter() - started
     total = CHATS * QUESTIONS_PER_CHAT
