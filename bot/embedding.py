@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,6 +52,18 @@ def offline_if_local(model_ref: str) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def load_sentence_transformers_model(class_name: str, model: str, role: str) -> Any:
+    """A SentenceTransformer or CrossEncoder on the CPU, from a path, the bundled name or a hub name."""
+    model_ref = resolve_model(model)
+    offline_if_local(model_ref)
+    try:
+        import sentence_transformers
+
+        return getattr(sentence_transformers, class_name)(model_ref, device="cpu")
+    except Exception as error:  # the library raises many kinds (OSError, ValueError, HTTP errors)
+        raise ModelLoadError(f"cannot load the {role} {model!r}: {error}") from error
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -66,14 +78,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: str = BUNDLED_MODEL, batch_size: int = 32) -> None:
         self.name = model
         self.batch_size = batch_size
-        model_ref = resolve_model(model)
-        offline_if_local(model_ref)
-        try:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(model_ref, device="cpu")
-        except Exception as error:  # the library raises many kinds (OSError, ValueError, HTTP errors)
-            raise ModelLoadError(f"cannot load the embedding model {model!r}: {error}") from error
+        self._model = load_sentence_transformers_model("SentenceTransformer", model, "embedding model")
         dimension = (
             self._model.get_embedding_dimension()
             if hasattr(self._model, "get_embedding_dimension")

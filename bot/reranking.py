@@ -12,8 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.embedding import offline_if_local, resolve_model
-from bot.errors import ModelLoadError
+from bot.embedding import load_sentence_transformers_model
 
 
 class Reranker(Protocol):
@@ -29,14 +28,7 @@ class CrossEncoderReranker:
 
     def __init__(self, model: str) -> None:
         self.name = model
-        model_ref = resolve_model(model)
-        offline_if_local(model_ref)
-        try:
-            from sentence_transformers import CrossEncoder
-
-            self._model = CrossEncoder(model_ref, device="cpu")
-        except Exception as error:  # the library raises many kinds (OSError, ValueError, HTTP errors)
-            raise ModelLoadError(f"cannot load the reranker model {model!r}: {error}") from error
+        self._model = load_sentence_transformers_model("CrossEncoder", model, "reranker model")
 
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:
