@@ -61,7 +61,11 @@ def load_sentence_transformers_model(class_name: str, model: str, role: str) -> 
 
         return getattr(sentence_transformers, class_name)(model_ref, device="cpu")
     except Exception as error:  # the library raises many kinds (OSError, ValueError, HTTP errors)
-        raise ModelLoadError(f"cannot load the {role} {model!r}: {error}") from error
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(
+            f"cannot load the {role} {model!r}: {first_line} (a hub name needs the internet; a local path or "
+            f"{BUNDLED_MODEL!r} does not)"
+        ) from error
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
