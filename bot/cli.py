@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -58,6 +58,9 @@ def _variable(location: tuple[int | str, ...]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `storybot` and `python -m bot`."""
     args = _parser().parse_args(argv)
+    # Bad bytes on stdin must not end a chat or a batch: read them as replacement characters.
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")
     try:
         settings = load_settings()
     except ConfigError as error:
@@ -142,14 +145,8 @@ def _ask(service: object, args: argparse.Namespace) -> int:
         return EXIT_OK
     if sys.stdin.isatty():
         print("storybot: reading questions from stdin, one per line (Ctrl-D to finish)", file=sys.stderr)
-    answer_batch(service, _stdin_lines(), write, args.json, style)
+    answer_batch(service, sys.stdin, write, args.json, style)
     return EXIT_OK
-
-
-def _stdin_lines() -> Iterator[str]:
-    # Bad bytes in one line must not end the batch: decode with replacement.
-    with open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False) as stream:
-        yield from stream
 
 
 def _chat(service: object, settings: Settings) -> int:

@@ -120,8 +120,8 @@ def build_index(
 ) -> BuildReport:
     """Chunk and embed a corpus into an in-memory index (nothing is written)."""
     if not corpus.documents:
-        reasons = "; ".join(f"{s.name} {s.reason}" for s in corpus.skipped) or "no .txt or .md files"
-        raise CorpusError(f"no readable article to index ({reasons})")
+        reasons = "; ".join(f"{s.name} {s.reason}" for s in corpus.skipped) or "no .txt or .md files in it"
+        raise CorpusError(f"no readable article in the corpus directory ({reasons})")
     started = time.perf_counter()
     chunks: list[Chunk] = []
     sentences: list[Sentence] = []

@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.conversation import Session, make_turn, resolve
 from bot.corpus import read_corpus
 from bot.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder, resolve_model
-from bot.errors import IndexDamagedError
+from bot.errors import CorpusError, IndexDamagedError, IndexError_
 from bot.index import (
     MANIFEST,
     BuildReport,
@@ -131,12 +131,20 @@ class StorybotService:
 
 def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:
     """Read the corpus, build and atomically save a new index; the old one answers until the swap."""
-    with build_lock(settings.index_dir):
-        started = time.perf_counter()
-        corpus = read_corpus(settings.corpus_dir)
-        report = build_index(corpus, embedder, settings.chunk_max_chars, progress)
-        save_index(report.index, settings.index_dir)
-        seconds = time.perf_counter() - started
+    if not settings.corpus_dir.is_dir():
+        raise CorpusError(f"the corpus directory {settings.corpus_dir} does not exist (STORYBOT_CORPUS_DIR)")
+    try:
+        with build_lock(settings.index_dir):
+            started = time.perf_counter()
+            corpus = read_corpus(settings.corpus_dir)
+            report = build_index(corpus, embedder, settings.chunk_max_chars, progress)
+            save_index(report.index, settings.index_dir)
+            seconds = time.perf_counter() - started
+    except OSError as error:
+        raise IndexError_(
+            f"cannot write the index to {settings.index_dir} ({error.strerror or error}); "
+            "check STORYBOT_INDEX_DIR and its permissions"
+        ) from error
     log.info(
         "built the index in %s: %d documents, %d chunks, %.1fs",
         settings.index_dir,
