@@ -30,12 +30,14 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
     PersistenceInput,
     PicklePersistence,
+    TypeHandler,
     filters,
 )
 
@@ -115,10 +117,42 @@ def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
     return session
 
 
-def _allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def allow_list_gate(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stop every update from a chat outside STORYBOT_ALLOWED_CHAT_IDS, with one polite line."""
     allowed = _settings(context).allowed_chat_ids
+    if allowed is None or not isinstance(update, Update):
+        return
     chat = update.effective_chat
-    return allowed is None or (chat is not None and chat.id in allowed)
+    if chat is not None and chat.id in allowed:
+        return
+    if update.callback_query:
+        await update.callback_query.answer("This bot is not available in this chat.")
+    elif update.effective_message and (
+        chat is None or chat.type == ChatType.PRIVATE or _addresses_bot(update, context)
+    ):
+        await update.effective_message.reply_text("Sorry, this bot is not available in this chat.")
+    raise ApplicationHandlerStop
+
+
+def _addresses_bot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """A group message meant for the bot: a command, a mention or a reply to it."""
+    message = update.effective_message
+    if message is None or not message.text:
+        return False
+    return message.text.startswith("/") or _replies_to_bot(message, context) or bool(_mentions_of_bot(message, context))
+
+
+def _replies_to_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    replied = message.reply_to_message
+    return bool(replied and replied.from_user and replied.from_user.id == context.bot.id)
+
+
+def _mentions_of_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> list[str]:
+    """The "@storybot" mentions in a message, as written."""
+    if not context.bot.username:
+        return []
+    mention = f"@{context.bot.username}".lower()
+    return [text for text in message.parse_entities([MessageEntity.MENTION]).values() if text.lower() == mention]
 
 
 async def _send_html(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> list[Message]:
@@ -189,9 +223,6 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     if message is None:
         return
     settings = _settings(context)
-    if not _allowed(update, context):
-        await message.reply_text("Sorry, this bot is not available in this chat.")
-        return
     question = question.strip()
     if not question:
         await message.reply_text("Ask me a question about the article, e.g. /ask What did Biden warn?")
@@ -251,9 +282,6 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None:
         return
-    if not _allowed(update, context):
-        await message.reply_text("Sorry, this bot is not available in this chat.")
-        return
     service = _service(context)
     examples: list[str] = context.bot_data.get("examples", [])
     lines = ["👋 I answer questions about this news, quoting the article itself:", ""]
@@ -308,19 +336,8 @@ async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     message = update.effective_message
     if message is None or not message.text:
         return
-    me = context.bot
-    replied_to_me = bool(
-        message.reply_to_message
-        and message.reply_to_message.from_user
-        and message.reply_to_message.from_user.id == me.id
-    )
-    mention = f"@{me.username}".lower() if me.username else None
-    mentions = [
-        text
-        for entity, text in message.parse_entities([MessageEntity.MENTION]).items()
-        if mention and text.lower() == mention
-    ]
-    if not (replied_to_me or mentions):
+    mentions = _mentions_of_bot(message, context)
+    if not (mentions or _replies_to_bot(message, context)):
         return
     question = message.text
     for text in mentions:
@@ -429,6 +446,7 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     application.bot_data["feedback"] = FeedbackLog(settings.data_dir)
 
     only_messages = filters.UpdateType.MESSAGE
+    application.add_handler(TypeHandler(Update, allow_list_gate), group=-1)
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler("help", help_command))
     application.add_handler(CommandHandler("sources", sources))
@@ -503,6 +521,3 @@ def run_polling(settings: Settings) -> int:
     log.warning("storybot is running as @%s; press Ctrl-C to stop", username)
     application.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
-
-
-__all__ = ["build_application", "run_polling", "ChatType"]

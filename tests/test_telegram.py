@@ -217,9 +217,17 @@ async def test_allow_list(tmp_path, api, seed_service) -> None:
     settings = bot_settings(tmp_path, api, allowed_chat_ids=[111])
     async with running(settings, service_for(settings, seed_service)):
         await api.send_text("What did Biden warn?", chat_id=222, user_id=222)
-        assert "not available" in (await api.wait_for("sendMessage", 1, chat_id=222))[0].params["text"]
+        await api.send_text("/sources", chat_id=222, user_id=222)
+        refusals = await api.wait_for("sendMessage", 2, chat_id=222)
+        assert all("not available" in c.params["text"] for c in refusals)
+        # In a group outside the list, chatter is ignored and only messages for the bot get the line.
+        await api.send_text("just talking", chat_id=-300, chat_type="group")
+        await api.send_text("/ask What did Biden warn?", chat_id=-300, chat_type="group")
+        assert "not available" in (await api.wait_for("sendMessage", 1, chat_id=-300))[0].params["text"]
         await api.send_text("What did Biden warn?", chat_id=111)
         assert "sanctions like" in (await api.wait_for("sendMessage", 1, chat_id=111))[0].params["text"]
+        await asyncio.sleep(0.5)
+        assert len(api.calls_to("sendMessage", -300)) == 1
 
 
 async def test_long_reply_is_split_at_safe_points(tmp_path, api, real_embedder) -> None:
