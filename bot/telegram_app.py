@@ -155,7 +155,9 @@ def _mentions_of_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> li
     return [text for text in message.parse_entities([MessageEntity.MENTION]).values() if text.lower() == mention]
 
 
-async def _send_html(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> list[Message]:
+async def _send_html(
+    message: Message, text: str, markup: InlineKeyboardMarkup | None = None, quote: bool = True
+) -> list[Message]:
     """Reply with HTML split to Telegram's limit; the buttons go under the last part. Network errors retry."""
     parts = split_html(text, TELEGRAM_MESSAGE_LIMIT)
     sent = []
@@ -165,7 +167,7 @@ async def _send_html(message: Message, text: str, markup: InlineKeyboardMarkup |
             await _with_retries(
                 lambda part=part, last=last: message.reply_html(
                     part,
-                    do_quote=True,
+                    do_quote=quote,
                     reply_markup=markup if last else None,
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
@@ -216,8 +218,13 @@ def _context_html(service: StorybotService, answer: Answer) -> str | None:
     return split_html(text, TELEGRAM_MESSAGE_LIMIT - 2)[0] + (" …" if len(text) > TELEGRAM_MESSAGE_LIMIT else "")
 
 
-async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
-    """The one path every question takes: checks, typing, the service, the cited reply."""
+async def answer_question(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, question: str, from_button: bool = False
+) -> None:
+    """The one path every question takes: checks, typing, the service, the cited reply.
+
+    A question typed by the user is quoted by the reply; one asked by a button is written out on top.
+    """
     message = update.effective_message
     user = update.effective_user
     if message is None:
@@ -246,8 +253,10 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     service = _service(context)
     answer = await service.ask_async(question, _session(context))
     short = render_answer(answer)
+    if from_button:
+        short = f"❓ <i>{escape(question)}</i>\n\n{short}"
     wide = _context_html(service, answer)
-    sent = await _send_html(message, short, _answer_markup(False, wide is not None))
+    sent = await _send_html(message, short, _answer_markup(False, wide is not None), quote=not from_button)
     _remember_answer(context, sent[-1].message_id, answer, short, wide)
 
 
@@ -363,7 +372,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         examples: list[str] = context.bot_data.get("examples", [])
         index = int(data[4:]) if data[4:].isdigit() else -1
         if message is not None and 0 <= index < len(examples):
-            await answer_question(update, context, examples[index])
+            await answer_question(update, context, examples[index], from_button=True)
         return
     stored = None
     if message is not None and context.chat_data is not None:

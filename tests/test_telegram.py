@@ -115,6 +115,8 @@ async def test_start_registers_commands_and_offers_examples(tmp_path, api, seed_
         await api.press(greeting_id, buttons[0]["callback_data"])
         reply = (await api.wait_for("sendMessage", 2))[1].params
         assert "<b>Sources</b>" in reply["text"]
+        assert reply["text"].startswith(f"❓ <i>{buttons[0]['text']}</i>")  # the question is written out
+        assert "reply_parameters" not in reply  # rather than quoting the greeting
         await api.send_text("/help")
         await api.send_text("/sources")
         help_text, sources_text = [c.params["text"] for c in (await api.wait_for("sendMessage", 4))[2:]]
