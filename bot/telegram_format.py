@@ -76,7 +76,10 @@ def render_answer(answer: Answer) -> str:
             parts.append(f"<blockquote>{escape(_one_line(closest.text))}</blockquote>")
             parts.append(_source_line(closest.title, closest.paragraph))
         return "\n".join(parts)
-    parts = [emphasise(_one_line(answer.text), answer.key_terms)]
+    if answer.sentence and answer.text != answer.sentence:
+        parts = [f"<b>{escape(_one_line(answer.text))}</b>"]  # a name, day, place or figure: the answer itself
+    else:
+        parts = [emphasise(_one_line(answer.text), answer.key_terms)]
     if answer.corrections:
         parts.append(f"<i>{escape(_read_as(answer.corrections))}</i>")
     parts += ["", "<b>Sources</b>"]
