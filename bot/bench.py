@@ -27,7 +27,7 @@ DEFAULT_QUESTIONS = [
     "Who won the 2018 World Cup?",
     "What is the stock price of Gazprom?",
 ]
-COLD_RUNS = 3
+COLD_RUNS = 5
 
 
 def percentile(values: list[float], q: float) -> float:
