@@ -13,6 +13,7 @@ from bot.embedding import Embedder
 from bot.index import StoredIndex
 from bot.lexical import STOPWORDS, LexicalIndex, Vocabulary, content_words, normalize_word, stem, words
 from bot.reranking import Reranker
+from bot.spans import titled_names
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50  # chunks FAISS returns for the dense ranking
@@ -137,6 +138,7 @@ class Retriever:
             name: Vocabulary(c.text for c in index.chunks if c.doc == name) for name in index.documents
         }
         self._topics = _topic_stems(index, self.doc_vocabularies)
+        self._officials = _officials(index)
         self._sentence_docs = [s.doc for s in index.sentences]
 
     def analyse(self, question: str, carried: Sequence[str] = ()) -> QuestionAnalysis:
@@ -150,6 +152,7 @@ class Retriever:
             if corrected not in self.vocabulary.words:
                 corrected = self.vocabulary.form(corrected) or corrected  # "finland" is written "finnish"
             terms.append(corrected)
+        terms = self._name_officials(terms, corrections)
         own_stems = {stem(t) for t in terms}
         carried_stems = frozenset(stem(w) for w in carried) - own_stems
         written = question_entities(question)
@@ -186,6 +189,27 @@ class Retriever:
             documents=documents,
             unrelated=unrelated,
         )
+
+    def _name_officials(self, terms: list[str], corrections: dict[str, str]) -> list[str]:
+        """ "the deputy foreign minister" -> "ryabkov", when the articles name exactly one such official.
+
+        A qualifier in the question ("Finnish", "U.S.") picks among officials with the same title.
+        """
+        stems_ = {stem(t) for t in terms}
+        matches = [o for o in self._officials if o.title <= stems_]
+        if not matches:
+            return terms
+        best = max(len(o.qualifiers & stems_) for o in matches)
+        chosen = {o.surname for o in matches if len(o.qualifiers & stems_) == best}
+        if len(chosen) != 1:
+            return terms  # "the president": which one is not clear
+        official = next(o for o in matches if o.surname in chosen and len(o.qualifiers & stems_) == best)
+        if official.surname in terms:
+            return terms
+        consumed = official.title | (official.qualifiers & stems_)
+        phrase = " ".join(t for t in terms if stem(t) in consumed)
+        corrections[phrase] = official.name
+        return [t for t in terms if stem(t) not in consumed] + [official.surname]
 
     def _rerank(self, question: str, scored: list[ScoredSentence]) -> list[ScoredSentence]:
         """Blend the cross-encoder's judgement into the best candidates' scores (centred, so 0.5 is neutral)."""
@@ -299,6 +323,29 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(scores), dtype=np.float64)
     ranks[order] = np.arange(1, len(scores) + 1)
     return ranks
+
+
+@dataclass(frozen=True)
+class _Official:
+    title: frozenset[str]  # stems: {"deputi", "foreign", "minist"}
+    qualifiers: frozenset[str]  # stems of what stands before the title: {"russia"}, {"finnish"}
+    name: str  # "Sergei Ryabkov"
+    surname: str  # "ryabkov", as a search term
+
+
+def _officials(index: StoredIndex) -> list[_Official]:
+    """Every "Finnish President Sauli Niinisto" in the articles, so questions may say "the Finnish president"."""
+    found = {}
+    for sentence in index.sentences:
+        for qualifiers, title, name in titled_names(sentence.text):
+            official = _Official(
+                title=frozenset(stem(w) for w in title),
+                qualifiers=frozenset(stem(w) for w in qualifiers),
+                name=name,
+                surname=normalize_word(name.split()[-1]),
+            )
+            found[(official.title, official.qualifiers, official.surname)] = official
+    return list(found.values())
 
 
 TOPIC_MIN_COUNT = 3  # a word an article uses this often (or in its title) is one of its topics

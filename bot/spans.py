@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.lexical import normalize_word, stem
+from bot.lexical import STOPWORDS, normalize_word, stem
 
 _TITLES = frozenset(
     """president prime minister deputy foreign defence defense secretary chancellor king queen prince mayor
@@ -81,6 +81,21 @@ def name_runs(sentence: str) -> list[tuple[int, int]]:
     return runs
 
 
+def titled_names(sentence: str) -> list[tuple[tuple[str, ...], tuple[str, ...], str]]:
+    """Officials named with their title: "Russia's Deputy Foreign Minister Sergei Ryabkov" ->
+    (("russia",), ("deputy", "foreign", "minister"), "Sergei Ryabkov")."""
+    found = []
+    for start, end in name_runs(sentence):
+        words = sentence[start:end].split()
+        titles = [i for i, w in enumerate(words) if w.lower() in _TITLES]
+        if not titles or titles[-1] == len(words) - 1:
+            continue
+        qualifiers = tuple(normalize_word(w) for w in words[: titles[0]])
+        title = tuple(normalize_word(w) for w in words[titles[0] : titles[-1] + 1])
+        found.append((qualifiers, title, " ".join(words[titles[-1] + 1 :])))
+    return found
+
+
 def _person_like(text: str) -> bool:
     words = text.split()
     return len(words) >= 2 or any(w.lower() in _TITLES for w in words)
@@ -110,7 +125,7 @@ def narrow_span(question: str, kind: str, sentence: str, focus: str | None = Non
         runs = [(s, e) for s, e in name_runs(sentence) if _person_like(sentence[s:e])]
         if who_is:
             # "Who is Sauli Niinisto?" -> the run that holds the name with its title, if it adds one.
-            subject = _words(who_is.group(1))
+            subject = _words(who_is.group(1)) - STOPWORDS
             holding = [(s, e) for s, e in runs if subject <= _words(sentence[s:e])]
             if holding:
                 span = _only(holding)

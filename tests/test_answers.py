@@ -126,3 +126,22 @@ def test_follow_up_uses_the_previous_turn(seed_service: StorybotService) -> None
     assert first.answered and "Macron" in (first.text or "")
     follow = seed_service.ask("What did he reiterate to him?", session)
     assert follow.answered and "reiterated the same demands" in (follow.text or "")
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Which agency did the deputy foreign minister speak to?", "RIA Novosti"),
+        ("What did the U.S. president warn?", "sanctions like he's never seen"),
+        ("Who is the French president?", "Emmanuel Macron"),
+    ],
+)
+def test_officials_are_found_by_their_title(seed_service: StorybotService, question: str, expected: str) -> None:
+    answer = seed_service.ask(question)
+    assert answer.answered and expected in (answer.text or "")
+    assert answer.corrections  # the reader is told who the title was read as
+
+
+def test_an_ambiguous_title_is_not_guessed(seed_service: StorybotService) -> None:
+    # Four presidents in the article: "the president" alone names none of them.
+    assert not seed_service.ask("What did the president say?").corrections

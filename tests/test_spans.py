@@ -68,3 +68,12 @@ def test_unsure_cases_keep_the_sentence(question: str, kind: str, sentence: str)
 def test_name_runs_drop_openers_and_possessives() -> None:
     sentence = "In Moscow, Putin's aide met U.S. President Joe Biden."
     assert [sentence[s:e] for s, e in name_runs(sentence)] == ["Moscow", "Putin", "U.S. President Joe Biden"]
+
+
+def test_titled_names() -> None:
+    from bot.spans import titled_names
+
+    sentence = "Putin's comments came a day after Russia's Deputy Foreign Minister Sergei Ryabkov warned."
+    assert titled_names(sentence) == [(("russia",), ("deputy", "foreign", "minister"), "Sergei Ryabkov")]
+    assert titled_names("Mayor Ingrid Solberg said so.") == [((), ("mayor",), "Ingrid Solberg")]
+    assert titled_names("The President spoke.") == []  # a title without a name names no one
