@@ -139,7 +139,6 @@ class Retriever:
         }
         self._topics = _topic_stems(index, self.doc_vocabularies)
         self._officials = _officials(index)
-        self._sentence_docs = [s.doc for s in index.sentences]
 
     def analyse(self, question: str, carried: Sequence[str] = ()) -> QuestionAnalysis:
         """Words, entities and kind of a question; `carried` words come from earlier turns."""
@@ -200,10 +199,10 @@ class Retriever:
         if not matches:
             return terms
         best = max(len(o.qualifiers & stems_) for o in matches)
-        chosen = {o.surname for o in matches if len(o.qualifiers & stems_) == best}
-        if len(chosen) != 1:
+        best_matches = [o for o in matches if len(o.qualifiers & stems_) == best]
+        if len({o.surname for o in best_matches}) != 1:
             return terms  # "the president": which one is not clear
-        official = next(o for o in matches if o.surname in chosen and len(o.qualifiers & stems_) == best)
+        official = best_matches[0]
         if official.surname in terms:
             return terms
         consumed = official.title | (official.qualifiers & stems_)

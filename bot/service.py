@@ -61,7 +61,7 @@ class StorybotService:
         build_dir = current_build(settings.index_dir)
         index: StoredIndex | None = None
         if build_dir is None:
-            log.warning("no index in %s yet: building it now", settings.index_dir)
+            log.warning("no index built in %s yet: building it now", settings.index_dir)
         else:
             manifest = read_manifest(build_dir)
             reason = staleness(manifest, settings.corpus_dir, model_name, settings.chunk_max_chars)
