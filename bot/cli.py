@@ -8,15 +8,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.errors import ConfigError, StorybotError
 
+if TYPE_CHECKING:  # imported where used: `storybot --help` and `rebuild` need no retrieval stack
+    from bot.service import StorybotService
+
 log = logging.getLogger("storybot")
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ERROR = 0, 1  # StorybotError subclasses carry their own exit code (2 for config, corpus, index)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,11 +134,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return _chat(service, settings)
 
 
-def _ask(service: object, args: argparse.Namespace) -> int:
+def _ask(service: StorybotService, args: argparse.Namespace) -> int:
     from bot.console import Style, answer_batch
-    from bot.service import StorybotService
 
-    assert isinstance(service, StorybotService)
     style = Style(enabled=_colour(sys.stdout) and not args.json)
 
     def write(text: str) -> None:
@@ -149,12 +151,10 @@ def _ask(service: object, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _chat(service: object, settings: Settings) -> int:
+def _chat(service: StorybotService, settings: Settings) -> int:
     from bot.console import Style, history_file, run_chat
     from bot.feedback import FeedbackLog
-    from bot.service import StorybotService
 
-    assert isinstance(service, StorybotService)
     style = Style(enabled=_colour(sys.stdout))
     feedback = FeedbackLog(settings.data_dir)
     if sys.stdin.isatty() and sys.stdout.isatty():
