@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.index import DocumentInfo
 from bot.retrieval import Retrieval, ScoredSentence
-from bot.spans import narrow_span
-
-_FIGURE = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens)\b",
-    re.I,
-)
-
+from bot.spans import answer_candidates, narrow_span
 
 NOT_SAID = "The article doesn't say."
 TYPE_CANDIDATES = 5
@@ -106,11 +98,11 @@ def _choose_sentence(retrieval: Retrieval) -> ScoredSentence | None:
     question = retrieval.question
     best = sentences[0].score
     if question.kind == "how_many":
-        # A "how many" answer must hold a figure; a sentence without one does not answer it.
+        # A "how many" answer must hold a figure of the thing asked about; a sentence without one does not answer.
         for candidate in sentences:
             if candidate.score < best - 0.3:
                 break
-            if _FIGURE.search(candidate.sentence.text):
+            if answer_candidates(question.text, question.kind, candidate.sentence.text, question.focus):
                 return candidate
         return None
     if question.kind in {"who", "when", "where", "which"}:

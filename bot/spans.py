@@ -43,14 +43,20 @@ _PLACE = re.compile(
     rf"({_CAP}(?:\s+{_CAP})*(?:,\s+(?!(?:{_MONTHS}|{_DAYS})\b){_CAP}(?:\s+{_CAP})*)?)"
     rf"(?:\s+(?:border|region|capital|city|town|area|coast|sea|province|state))?"
 )
-_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|dozens|hundreds|thousands|millions"
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|"
+    "hundreds|thousand|thousands|millions|billions|dozen|dozens|twice|half|double|triple|three times"
+)
 # Words that end the thing counted: "12 people died", "100,000 troops near the border".
 _NOT_COUNTED = r"(?:were|was|are|is|have|has|had|will|would|near|in|at|on|from|to|and|or|of|who|that|which|said)"
 _FIGURE = re.compile(
     rf"(?:\b(?i:about|around|nearly|almost|more than|at least|some|over)\s+)?"
-    rf"(?:\b\d[\d,.]*(?:\s*(?:%|percent|million|billion|thousand))?|\b(?:{_NUMBER_WORDS})(?:\s+of)?)"
+    rf"(?:\b\d[\d,.]*(?:\s*(?:%|percent|million|billion|thousand))?|\b(?i:{_NUMBER_WORDS})(?:\s+of)?)"
     rf"(?:\s+(?!{_NOT_COUNTED}\b)[a-z][\w-]*(?<!ed)){{0,2}}"  # what is counted: "12 people", "40 fishing families"
 )
+# "How many people ...", "How much aid ...": the thing counted.
+_COUNTED = re.compile(r"\bhow\s+(?:many|much)\s+([A-Za-z][\w-]*)", re.I)
+_NOT_A_NOUN = frozenset("did does do is are was were has have had will would can could should of".split())
 _PERSON_NOUNS = frozenset(stem(w) for w in "leader president minister official person politician head chief".split())
 _PASSIVE_AGENT = re.compile(
     r"\b(?:was|were|is|are|been|being)\s+(\w+)\s+by\s+"
@@ -113,33 +119,62 @@ def _only(candidates: list[tuple[int, int]]) -> tuple[int, int] | None:
 
 def narrow_span(question: str, kind: str, sentence: str, focus: str | None = None) -> tuple[int, int] | None:
     """(start, end) in `sentence` of the span that answers, or None to answer with the whole sentence."""
+    candidates = answer_candidates(question, kind, sentence, focus)
+    return _only(candidates) if candidates else None
+
+
+def answer_candidates(
+    question: str, kind: str, sentence: str, focus: str | None = None
+) -> list[tuple[int, int]] | None:
+    """Spans of `sentence` of the type the question asks for (names for who, days for when...).
+
+    None when the question asks for no particular type (what, why, yes/no); [] when it does and the
+    sentence holds nothing of that type.
+    """
     question_words = _words(question)
     if kind == "which" and focus in _PERSON_NOUNS:
         kind = "who"  # "Which leader did Putin phone?" asks for a person
     if kind == "who":
         # "Who built the robot?" / "It was built by engineering students at ..." -> the agent.
-        for match in _PASSIVE_AGENT.finditer(sentence):
-            if stem(normalize_word(match.group(1))) in {stem(w) for w in question_words}:
-                return match.span(2)
-        who_is = _WHO_IS.match(question)
+        question_stems = {stem(w) for w in question_words}
+        agents = [
+            m.span(2) for m in _PASSIVE_AGENT.finditer(sentence) if stem(normalize_word(m.group(1))) in question_stems
+        ]
+        if agents:
+            return agents
         runs = [(s, e) for s, e in name_runs(sentence) if _person_like(sentence[s:e])]
+        who_is = _WHO_IS.match(question)
         if who_is:
             # "Who is Sauli Niinisto?" -> the run that holds the name with its title, if it adds one.
             subject = _words(who_is.group(1)) - STOPWORDS
             holding = [(s, e) for s, e in runs if subject <= _words(sentence[s:e])]
             if holding:
-                span = _only(holding)
-                return span if span and _words(sentence[span[0] : span[1]]) - subject else None
-        return _only([(s, e) for s, e in runs if _unnamed_by(question_words, sentence[s:e])])
+                return [(s, e) for s, e in holding if _words(sentence[s:e]) - subject]
+        return [(s, e) for s, e in runs if _unnamed_by(question_words, sentence[s:e])]
     if kind == "when":
-        return _only([m.span() for m in _TIME.finditer(sentence) if not _words(m.group(0)) <= question_words])
+        return [m.span() for m in _TIME.finditer(sentence) if not _words(m.group(0)) <= question_words]
     if kind == "where":
-        return _only([m.span() for m in _PLACE.finditer(sentence) if _unnamed_by(question_words, m.group(1))])
+        return [m.span() for m in _PLACE.finditer(sentence) if _unnamed_by(question_words, m.group(1))]
     if kind == "how_many":
-        return _only([m.span() for m in _FIGURE.finditer(sentence) if not _words(m.group(0)) <= question_words])
+        figures = [m for m in _FIGURE.finditer(sentence) if not _words(m.group(0)) <= question_words]
+        counted = _COUNTED.search(question)
+        if counted and counted.group(1).lower() not in _NOT_A_NOUN:
+            # "How much aid ...?": the figure must count aid, in it or just after ("50 million euros in aid").
+            thing = stem(normalize_word(counted.group(1)))
+            figures = [
+                m for m in figures if any(w.startswith(thing) for w in _stems_near(sentence, m.start(), m.end()))
+            ]
+        return [m.span() for m in figures]
     if kind == "which" and focus:
-        return _focus_phrase(sentence, focus)
+        phrase = _focus_phrase(sentence, focus)
+        return [phrase] if phrase else []
     return None
+
+
+def _stems_near(sentence: str, start: int, end: int, after: int = 4) -> set[str]:
+    """Stems of the words in sentence[start:end] and of the `after` words that follow."""
+    following = re.findall(r"[\w'’-]+", sentence[end:])[:after]
+    return {stem(normalize_word(w)) for w in re.findall(r"[\w'’-]+", sentence[start:end]) + following}
 
 
 def _focus_phrase(sentence: str, focus: str) -> tuple[int, int] | None:
