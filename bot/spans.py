@@ -40,6 +40,7 @@ _TIME = re.compile(
 )
 _PLACE = re.compile(
     rf"\b(?:in|at|near|outside|inside|across|along|from)\s+(?:the\s+)?"
+    rf"(?:(?:[a-z]+\s+){{1,3}}of\s+(?:the\s+)?)?"  # "in the town hall of Bramford"
     rf"({_CAP}(?:\s+{_CAP})*(?:,\s+(?!(?:{_MONTHS}|{_DAYS})\b){_CAP}(?:\s+{_CAP})*)?)"
     rf"(?:\s+(?:border|region|capital|city|town|area|coast|sea|province|state))?"
 )
