@@ -137,7 +137,7 @@ class Retriever:
         self.doc_vocabularies = {
             name: Vocabulary(c.text for c in index.chunks if c.doc == name) for name in index.documents
         }
-        self._topics = _topic_stems(index, self.doc_vocabularies)
+        self._topics = _topic_stems(index)
         self._officials = _officials(index)
 
     def analyse(self, question: str, carried: Sequence[str] = ()) -> QuestionAnalysis:
@@ -350,18 +350,19 @@ def _officials(index: StoredIndex) -> list[_Official]:
 TOPIC_MIN_COUNT = 3  # a word an article uses this often (or in its title) is one of its topics
 
 
-def _topic_stems(index: StoredIndex, vocabularies: dict[str, Vocabulary]) -> dict[str, frozenset[str]]:
+def _topic_stems(index: StoredIndex) -> dict[str, frozenset[str]]:
     """Stems that belong to one article only: in its title or used there often, and nowhere else."""
-    if len(vocabularies) < 2:
+    if len(index.documents) < 2:
         return {}
     counts: dict[str, dict[str, int]] = {}
-    for sentence in index.sentences:
-        for word in content_words(sentence.text):
+    titles = [(name, info.title) for name, info in index.documents.items()]
+    for doc, text in [*titles, *((s.doc, s.text) for s in index.sentences)]:
+        for word in content_words(text):
             per_doc = counts.setdefault(stem(word), {})
-            per_doc[sentence.doc] = per_doc.get(sentence.doc, 0) + 1
+            per_doc[doc] = per_doc.get(doc, 0) + 1
     topics: dict[str, frozenset[str]] = {}
-    for name, info in index.documents.items():
-        title_stems = {stem(w) for w in content_words(info.title)}
+    for name, title in titles:
+        title_stems = {stem(w) for w in content_words(title)}
         for stem_, per_doc in counts.items():
             if set(per_doc) == {name} and (stem_ in title_stems or per_doc[name] >= TOPIC_MIN_COUNT):
                 topics[stem_] = frozenset({name})
