@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,6 +92,17 @@ class SentenceTransformerEmbedder:
         if not dimension:
             raise ModelLoadError(f"the embedding model {model!r} does not report its dimension")
         self.dimension = int(dimension)
+
+    @cached_property
+    def common_words(self) -> frozenset[str]:
+        """Whole words of the model's tokenizer vocabulary: a list of common words that costs nothing to load.
+
+        A word outside it (split into word pieces) is rare: a name, a foreign word or a typo.
+        """
+        tokenizer = getattr(self._model, "tokenizer", None)
+        if tokenizer is None:
+            return frozenset()
+        return frozenset(w for w in tokenizer.get_vocab() if w.isalpha() and w.islower())
 
     def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
         """Encode texts in batches; `progress` hears after each batch."""

@@ -12,6 +12,7 @@ import bm25s
 import numpy as np
 import Stemmer
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import DamerauLevenshtein
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’.\-][A-Za-z0-9]+)*")
 
@@ -225,6 +226,16 @@ def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]
     ]
 
 
+# Names news writes several ways that share no letters: "American" is "U.S." in most articles.
+_ALIASES = {
+    "american": ("us", "usa", "america"),
+    "america": ("us", "usa", "american"),
+    "usa": ("us", "america", "american"),
+    "british": ("uk", "britain"),
+    "britain": ("uk", "british"),
+    "european": ("eu", "europe"),
+    "europe": ("eu", "european"),
+}
 # Demonym endings: "Finnish" stands for "Finland", "Ukrainian" for "Ukraine".
 _DEMONYM_SUFFIXES = ("ish", "ian", "ean", "ese", "an", "ch", "i")
 
@@ -243,6 +254,9 @@ class Vocabulary:
         """How this text writes a word: itself, or a demonym ("finland" -> "finnish"); None if absent."""
         if word in self.words or stem(word) in self.stems:
             return word
+        alias = next((a for a in _ALIASES.get(word, ()) if a in self.words), None)
+        if alias:
+            return alias
         if word.isdigit() or len(word) < 4:
             return None
         return next((d for d in self._demonyms if d[:3] == word[:3]), None)
@@ -252,6 +266,22 @@ class Vocabulary:
         if len(phrase) > 1 and "".join(w[0] for w in phrase) in self.words:
             return True
         return all(self.form(word) is not None for word in phrase)
+
+
+class RareWords:
+    """Tells rare words (likely names: "zelensky", "scholz") from common words and their typos ("whta")."""
+
+    def __init__(self, common: frozenset[str]) -> None:
+        self._common = common
+        self._sorted = sorted(common)
+
+    def is_rare(self, word: str) -> bool:
+        if not self._common or word in self._common or not word.isalpha() or len(word) < 4:
+            return False
+        near = process.extractOne(
+            word, self._sorted, scorer=DamerauLevenshtein.normalized_similarity, score_cutoff=0.75
+        )
+        return near is None or near[0][0] != word[0]  # close to a common word: a typo of it
 
 
 class LexicalIndex:

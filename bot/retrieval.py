@@ -11,7 +11,7 @@ import numpy as np
 from bot.chunking import Chunk, Sentence
 from bot.embedding import Embedder
 from bot.index import StoredIndex
-from bot.lexical import STOPWORDS, LexicalIndex, Vocabulary, content_words, normalize_word, stem, words
+from bot.lexical import STOPWORDS, LexicalIndex, RareWords, Vocabulary, content_words, normalize_word, stem, words
 from bot.reranking import Reranker
 from bot.spans import titled_names
 
@@ -139,6 +139,7 @@ class Retriever:
         }
         self._topics = _topic_stems(index)
         self._officials = _officials(index)
+        self._rare = RareWords(getattr(embedder, "common_words", frozenset()))
 
     def analyse(self, question: str, carried: Sequence[str] = ()) -> QuestionAnalysis:
         """Words, entities and kind of a question; `carried` words come from earlier turns."""
@@ -159,6 +160,13 @@ class Retriever:
         entities = tuple(" ".join(p) for p in phrases)
         # Unknown names are reported as the user wrote them.
         unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self.vocabulary.mentions(p))
+        # Typed in lower case, a name is only visible as a rare word the articles never use: "what did zelensky say".
+        named = {normalize_word(w) for p in written for w in p}
+        unknown += tuple(
+            w
+            for w in dict.fromkeys(content_words(question))
+            if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None and self._rare.is_rare(w)
+        )
         documents, unrelated = self._documents_about(written, phrases, terms)
         stems_ = tuple(dict.fromkeys([*(stem(t) for t in terms), *sorted(carried_stems)]))
         focus_match = _FOCUS.match(question)

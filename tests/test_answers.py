@@ -47,6 +47,8 @@ def test_every_answer_and_citation_is_verbatim(seed_service: StorybotService) ->
         "What did Angela Merkel say?",
         "How many troops are massed near the Ukrainian border?",
         "What is the population of Ukraine?",
+        "what did zelensky say",  # typed in lower case: a rare word the article never uses is a name
+        "stoltenberg nato",
         "",
         "???",
     ],
@@ -134,12 +136,18 @@ def test_follow_up_uses_the_previous_turn(seed_service: StorybotService) -> None
         ("Which agency did the deputy foreign minister speak to?", "RIA Novosti"),
         ("What did the U.S. president warn?", "sanctions like he's never seen"),
         ("Who is the French president?", "Emmanuel Macron"),
+        ("What did the American president warn?", "sanctions like he's never seen"),  # "American" is "U.S."
     ],
 )
 def test_officials_are_found_by_their_title(seed_service: StorybotService, question: str, expected: str) -> None:
     answer = seed_service.ask(question)
     assert answer.answered and expected in (answer.text or "")
     assert answer.corrections  # the reader is told who the title was read as
+
+
+def test_a_typo_of_a_common_word_is_not_taken_for_a_name(seed_service: StorybotService) -> None:
+    answer = seed_service.ask("whta did biden warn")
+    assert answer.answered and "sanctions like he's never seen" in (answer.text or "")
 
 
 def test_an_ambiguous_title_is_not_guessed(seed_service: StorybotService) -> None:

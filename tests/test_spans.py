@@ -28,8 +28,13 @@ BLAME = "Putin has denied planning an invasion, blaming the Western security all
         ("Which leader did Putin phone?", "which", MACRON, "leader", "French President Emmanuel Macron"),
         ("Where was the cover photo taken?", "where", CAPTION, None, "in Sochi, Russia"),
         ("When did Putin call Macron?", "when", MACRON, None, "later on Tuesday"),
-        ("Where was the final played?", "where", "The final was played in the town hall of Bramford before 300 people.",
-         None, "in the town hall of Bramford"),
+        (
+            "Where was the final played?",
+            "where",
+            "The final was played in the town hall of Bramford before 300 people.",
+            None,
+            "in the town hall of Bramford",
+        ),
         (
             "Which news agency did he talk to?",
             "which",
