@@ -122,6 +122,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.service import StorybotService
 
+    if command == "chat" and sys.stdin.isatty() and sys.stderr.isatty():
+        print("Loading the articles and the model...", file=sys.stderr, flush=True)  # a few seconds, once
     service = StorybotService.load(settings)
     if command == "ask":
         return _ask(service, args)
