@@ -76,10 +76,12 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
         heading = "Sources"
     else:
         lines.append(style.yellow(answer.reason or "The article doesn't say."))
-        heading = "Closest passages (not an answer)"
-    if answer.citations:
+        heading = "Closest passage (not an answer)"
+    # A refusal shows only the closest passage: more unrelated quotes would read like evidence.
+    citations = answer.citations if answer.answered else answer.citations[:1]
+    if citations:
         lines.append(style.dim(heading + ":"))
-    for citation in answer.citations:
+    for citation in citations:
         offsets = f"{citation.doc} {citation.start}-{citation.end}"
         where = f"{citation.title}, paragraph {citation.paragraph} ({offsets})"
         quote = textwrap.fill(

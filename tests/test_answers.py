@@ -95,7 +95,7 @@ def test_console_driven_through_stdin(tmp_path: Path) -> None:
     assert "Answer: U.S. President Joe Biden last week warned Putin" in out
     assert "[1] Putin wants 'immediate' talks" in out and "paragraph 10" in out
     assert "Articles in the corpus:" in out and "CGTN" in out
-    assert "The article doesn't mention" in out and "Closest passages (not an answer)" in out
+    assert "The article doesn't mention" in out and "Closest passage (not an answer)" in out
     assert "Commands:" in out
     feedback = [json.loads(line) for line in (settings.data_dir / "feedback.jsonl").read_text().splitlines()]
     assert feedback[0]["vote"] == "down" and feedback[0]["question"] == "Who won the 2018 World Cup?"
