@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -84,6 +85,9 @@ class SentenceTransformerEmbedder:
         self.name = model
         self.batch_size = batch_size
         self._model = load_sentence_transformers_model("SentenceTransformer", model, "embedding model")
+        # Chats are answered on worker threads; a Hugging Face fast tokenizer must not be entered by two
+        # at once ("Already borrowed"), and two encodes on two cores gain nothing over one after the other.
+        self._lock = threading.Lock()
         dimension = (
             self._model.get_embedding_dimension()
             if hasattr(self._model, "get_embedding_dimension")
