@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,7 +43,6 @@ class StorybotService:
         self.settings = settings
         self.embedder = embedder
         self.reranker = reranker
-        self._lock = threading.Lock()  # guards swapping in a rebuilt index
         self._set_index(index)
 
     # -- loading and rebuilding ---------------------------------------------------------------
@@ -84,10 +82,12 @@ class StorybotService:
         return cls(settings, embedder, index, reranker)
 
     def _set_index(self, index: StoredIndex) -> None:
-        retriever = Retriever(index, self.embedder, self.reranker)
-        with self._lock:
-            self.index = index
-            self.retriever = retriever
+        # One assignment, so a question in flight sees the old index or the new one, never a mix.
+        self.retriever = Retriever(index, self.embedder, self.reranker)
+
+    @property
+    def index(self) -> StoredIndex:
+        return self.retriever.index
 
     def rebuild(self, progress: ProgressCallback | None = None) -> BuildReport:
         """Rebuild from the corpus and start answering from the new index."""
@@ -103,8 +103,10 @@ class StorybotService:
         resolved = resolve(question, session.last if session else None)
         if resolved.text != question:
             log.debug("follow-up %r read as %r", question, resolved.text)
-        retrieval = self.retriever.search(resolved.text, resolved.carried)
-        answer = compose_answer(retrieval, self.index.documents, self.settings.answer_threshold, self.settings.top_k)
+        retriever = self.retriever  # one snapshot: a rebuild may swap in a new index meanwhile
+        retrieval = retriever.search(resolved.text, resolved.carried)
+        documents = retriever.index.documents
+        answer = compose_answer(retrieval, documents, self.settings.answer_threshold, self.settings.top_k)
         if session is not None:
             is_span = answer.answered and answer.text != answer.sentence
             session.remember(make_turn(resolved.text, answer.text, is_span))
