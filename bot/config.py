@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=500, ge=10)
     # NoDecode: the environment gives "1,2,3", which is not JSON.
     allowed_chat_ids: Annotated[list[int] | None, NoDecode] = None
+    # How often the running bot looks for changed corpus files and rebuilds; 0 turns it off.
+    corpus_check_seconds: float = Field(default=30.0, ge=0.0)
 
     @field_validator("log_level")
     @classmethod

@@ -89,6 +89,15 @@ class StorybotService:
     def index(self) -> StoredIndex:
         return self.retriever.index
 
+    def refresh_if_stale(self) -> str | None:
+        """Rebuild when the corpus files changed since the index was built; returns why, or None."""
+        manifest = self.index.manifest
+        reason = staleness(manifest, self.settings.corpus_dir, self.embedder.name, self.settings.chunk_max_chars)
+        if reason:
+            log.warning("the index is stale (%s): rebuilding it while answering from the old one", reason)
+            self.rebuild()
+        return reason
+
     def rebuild(self, progress: ProgressCallback | None = None) -> BuildReport:
         """Rebuild from the corpus and start answering from the new index."""
         report = rebuild_index(self.settings, self.embedder, progress)

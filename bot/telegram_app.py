@@ -44,7 +44,7 @@ from telegram.ext import (
 from bot.answer import Answer
 from bot.config import Settings
 from bot.conversation import Session
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StorybotError
 from bot.examples import example_questions
 from bot.feedback import FeedbackLog
 from bot.service import StorybotService
@@ -420,10 +420,35 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 async def post_init(application: Application) -> None:
-    """Register the commands and work out the example questions once."""
+    """Register the commands, work out the example questions once and start watching the corpus."""
     await application.bot.set_my_commands(COMMANDS)
     service: StorybotService = application.bot_data["service"]
     application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
+    if service.settings.corpus_check_seconds > 0:
+        # A plain task, not application.create_task: the Application would wait for it on stop.
+        application.bot_data["corpus_watcher"] = asyncio.create_task(watch_corpus(application, service))
+
+
+async def post_stop(application: Application) -> None:
+    """Stop watching the corpus."""
+    watcher = application.bot_data.pop("corpus_watcher", None)
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def watch_corpus(application: Application, service: StorybotService) -> None:
+    """While the bot runs, rebuild when corpus files change, so answers never come from a stale index."""
+    while True:
+        await asyncio.sleep(service.settings.corpus_check_seconds)
+        try:
+            if await asyncio.to_thread(service.refresh_if_stale):
+                application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
+        except StorybotError as error:
+            log.error("could not rebuild the index, still answering from the old one: %s", error)
+        except Exception:  # a bug must not stop the watching, nor the bot
+            log.exception("unexpected error while checking the corpus; still answering from the old index")
 
 
 def build_application(settings: Settings, service: StorybotService, flood_limits: bool = True) -> Application:
@@ -449,6 +474,7 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
         .persistence(persistence)
         .concurrent_updates(True)
         .post_init(post_init)
+        .post_stop(post_stop)
         .build()
     )
     application.bot_data["service"] = service
@@ -489,6 +515,8 @@ async def polling(application: Application, poll_timeout: int = 1) -> AsyncItera
     finally:
         await application.updater.stop()
         await application.stop()
+        if application.post_stop:
+            await application.post_stop(application)
         await application.shutdown()
 
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from bot.loopback_api import BOT_USER, LoopbackBotAPI
 from bot.service import StorybotService
 from bot.telegram_app import build_application, check_token, polling
 
-from .conftest import ROOT, make_settings
+from .conftest import FIXTURE_CORPUS, ROOT, make_settings
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 # Written out here rather than imported from bot.telegram_format, so the check does not trust the code it checks.
@@ -375,3 +376,24 @@ async def test_wrong_token_is_one_clear_line(tmp_path, api) -> None:
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "rejected TELEGRAM_BOT_TOKEN" in lines[0], lines
     assert "Wrong" not in stderr.decode()
+
+
+async def test_a_changed_corpus_is_picked_up_while_running(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api, corpus_check_seconds=0.3)
+    service = StorybotService.load(settings, seed_service.embedder)
+    async with running(settings, service):
+        await api.send_text("Who is Colm Reddy?")
+        assert "doesn't mention" in (await api.wait_for("sendMessage"))[0].params["text"]
+        shutil.copy(FIXTURE_CORPUS / "harbour-reopens.md", settings.corpus_dir)
+        for _ in range(100):  # the watcher rebuilds within a few checks
+            if "harbour-reopens.md" in service.index.documents:
+                break
+            await asyncio.sleep(0.2)
+        await api.send_text("Who is Colm Reddy?")
+        assert "harbour master" in (await api.wait_for("sendMessage", 2))[1].params["text"]
+        # A broken corpus does not stop the bot: it keeps answering from the last good index.
+        for path in settings.corpus_dir.iterdir():
+            path.write_bytes(b"\xff\xfe not utf-8")
+        await asyncio.sleep(1.0)
+        await api.send_text("What did Biden warn?")
+        assert "sanctions like" in (await api.wait_for("sendMessage", 3))[2].params["text"]
