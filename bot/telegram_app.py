@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import html
 import logging
+import pickle
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from telegram import (
@@ -451,6 +453,24 @@ async def watch_corpus(application: Application, service: StorybotService) -> No
             log.exception("unexpected error while checking the corpus; still answering from the old index")
 
 
+def set_aside_unreadable_state(path: Path) -> Path | None:
+    """Move a chat-state file that cannot be read (damaged, or written by an older storybot) aside.
+
+    The bot then starts with fresh chat state instead of not starting at all; nothing is deleted.
+    """
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as file:
+            pickle.load(file)  # our own file in our own data directory
+        return None
+    except Exception as error:  # any unpickling failure: truncation, a class that moved, garbage
+        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+        path.rename(aside)
+        log.warning("chat state %s could not be read (%s); moved it to %s and started afresh", path, error, aside)
+        return aside
+
+
 def build_application(settings: Settings, service: StorybotService, flood_limits: bool = True) -> Application:
     """The Application with every handler, persistence under the data dir and flood-limit retries.
 
@@ -459,6 +479,7 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     if settings.telegram_bot_token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put its token in .env")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    set_aside_unreadable_state(settings.data_dir / STATE_FILE)
     persistence = PicklePersistence(
         settings.data_dir / STATE_FILE,
         store_data=PersistenceInput(bot_data=False, callback_data=False),

@@ -397,3 +397,15 @@ async def test_a_changed_corpus_is_picked_up_while_running(tmp_path, api, seed_s
         await asyncio.sleep(1.0)
         await api.send_text("What did Biden warn?")
         assert "sanctions like" in (await api.wait_for("sendMessage", 3))[2].params["text"]
+
+
+async def test_unreadable_chat_state_is_set_aside_not_fatal(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api)
+    settings.data_dir.mkdir(parents=True)
+    state = settings.data_dir / "telegram_state.pickle"
+    state.write_bytes(b"\x80\x04garbage from an older version")
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("What did Biden warn?")
+        assert "sanctions like" in (await api.wait_for("sendMessage"))[0].params["text"]
+    aside = list(settings.data_dir.glob("telegram_state.pickle.unreadable-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"\x80\x04garbage")  # nothing lost
