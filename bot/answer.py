@@ -13,6 +13,7 @@ NOT_SAID = "The article doesn't say."
 TYPE_CANDIDATES = 5
 TYPE_MARGIN = 0.25  # how far below the best a sentence of the right answer type may score and still win
 TYPE_BONUS = 0.15
+FIGURE_MARGIN = 0.3  # how far below the best a sentence holding the asked-for figure may score and still answer
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _choose_sentence(retrieval: Retrieval) -> ScoredSentence | None:
     if question.kind == "how_many":
         # A "how many" answer must hold a figure of the thing asked about; a sentence without one does not answer.
         for candidate in sentences:
-            if candidate.score < best - 0.3:
+            if candidate.score < best - FIGURE_MARGIN:
                 break
             if answer_candidates(question.text, question.kind, candidate.sentence.text, question.focus):
                 return candidate
@@ -158,16 +159,15 @@ def compose_answer(
     sentence = chosen.sentence
     # The shortest verbatim text that answers: a name, day, place or figure when one stands out,
     # else the whole sentence (the first citation always holds the sentence in full).
-    span = narrow_span(question.text, question.kind, sentence.text, question.focus)
-    start, end = (sentence.start + span[0], sentence.start + span[1]) if span else (sentence.start, sentence.end)
+    span = narrow_span(question.text, question.kind, sentence.text, question.focus) or (0, len(sentence.text))
     return Answer(
         question=question.text,
         answered=True,
-        text=sentence.text[start - sentence.start : end - sentence.start],
+        text=sentence.text[span[0] : span[1]],
         citations=citations,
         confidence=chosen.score,
-        answer_start=start,
-        answer_end=end,
+        answer_start=sentence.start + span[0],
+        answer_end=sentence.start + span[1],
         key_terms=key_terms,
         candidate=sentence.text,
         sentence=sentence.text,
