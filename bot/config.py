@@ -71,13 +71,8 @@ class Settings(BaseSettings):
             return [value]
         return value
 
-    @field_validator("telegram_bot_token", mode="before")
-    @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
-        # `TELEGRAM_BOT_TOKEN=` copied from .env.example means "no token", not an empty one.
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("reranker_model", mode="before")
+    @field_validator("telegram_bot_token", "reranker_model", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
+        # `TELEGRAM_BOT_TOKEN=` copied from .env.example means "no token", not an empty one.
         return None if isinstance(value, str) and not value.strip() else value

@@ -72,7 +72,6 @@ class Document:
 
     name: str  # the corpus file's name, e.g. "cgtn-putin-nato-talks.txt"
     text: str  # the whole decoded file, verbatim
-    sha256: str
     title: str
     outlet: str | None = None
     date: str | None = None
@@ -138,7 +137,7 @@ def read_corpus(corpus_dir: Path) -> Corpus:
         if not text.strip():
             skipped.append(SkippedFile(path.name, "is empty"))
             continue
-        document = parse_document(path.name, text, hashes[path.name])
+        document = parse_document(path.name, text)
         if not document.paragraphs:
             skipped.append(SkippedFile(path.name, "has a header but no article text"))
             continue
@@ -182,7 +181,7 @@ def _looks_like_body(line: str) -> bool:
     return len(words) >= 12 or (len(words) >= 6 and line.rstrip()[-1:] in '.!?"”’)')
 
 
-def parse_document(name: str, text: str, sha256: str) -> Document:
+def parse_document(name: str, text: str) -> Document:
     """Split one article into its header (title, outlet, date) and numbered body paragraphs."""
     lines = _lines(text)
     title: str | None = None
@@ -239,7 +238,6 @@ def parse_document(name: str, text: str, sha256: str) -> Document:
     return Document(
         name=name,
         text=text,
-        sha256=sha256,
         title=title or Path(name).stem.replace("-", " ").replace("_", " "),
         outlet=outlet,
         date=date,

@@ -105,11 +105,6 @@ def render_context(answer: Answer, paragraphs: list[tuple[int, str]], title: str
     return "\n".join(lines).strip()
 
 
-def html_length(fragment: str) -> int:
-    """Characters Telegram counts: the text after tags are removed and entities decoded."""
-    return len(html.unescape(re.sub(r"<[^<>]*>", "", fragment)))
-
-
 def _tag_name(tag: str) -> tuple[str, bool]:
     """("b", True) for "<b>", ("b", False) for "</b>"."""
     closing = tag.startswith("</")

@@ -63,7 +63,7 @@ def test_split_sentences_hard_cases(text: str, expected: list[str]) -> None:
 
 def test_seed_article_sentences_are_whole() -> None:
     text = SEED_ARTICLE.read_text(encoding="utf-8")
-    document = parse_document(SEED_ARTICLE.name, text, "x")
+    document = parse_document(SEED_ARTICLE.name, text)
     _, sentences = chunk_document(document, 500)
     texts = [s.text for s in sentences]
     assert any(t.startswith('"The lack of progress') and t.endswith("RIA Novosti state news agency.") for t in texts)
@@ -74,7 +74,7 @@ def test_seed_article_sentences_are_whole() -> None:
 
 def test_offsets_round_trip_on_seed_article() -> None:
     text = SEED_ARTICLE.read_text(encoding="utf-8")
-    document = parse_document(SEED_ARTICLE.name, text, "x")
+    document = parse_document(SEED_ARTICLE.name, text)
     chunks, sentences = chunk_document(document, 500)
     assert chunks and sentences
     for sentence in sentences:
@@ -105,7 +105,7 @@ def test_one_enormous_word_is_still_cut() -> None:
 
 def test_chunks_pack_sentences_within_limit() -> None:
     body = " ".join(f"Sentence {i} says something short." for i in range(60))
-    document = parse_document("a.txt", f"Title line\n\n{body}\n", "x")
+    document = parse_document("a.txt", f"Title line\n\n{body}\n")
     chunks, sentences = chunk_document(document, 200)
     assert len(chunks) > 5
     assert all(len(c.text) <= 200 for c in chunks)
@@ -133,7 +133,7 @@ def test_random_text_offsets_always_round_trip() -> None:
     ]
     for _ in range(200):
         text = " ".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
-        document = parse_document("r.txt", "Title\n\n" + text, "x")
+        document = parse_document("r.txt", "Title\n\n" + text)
         chunks, sentences = chunk_document(document, 120)
         for item in [*chunks, *sentences]:
             assert document.text[item.start : item.end] == item.text

@@ -12,7 +12,7 @@ from .conftest import SEED_ARTICLE
 
 def test_seed_header_and_paragraphs() -> None:
     text = SEED_ARTICLE.read_text(encoding="utf-8")
-    document = parse_document(SEED_ARTICLE.name, text, "x")
+    document = parse_document(SEED_ARTICLE.name, text)
     assert document.title == "Putin wants 'immediate' talks with NATO on Russia's security"
     assert document.outlet == "CGTN"
     assert document.date is not None and "15-Dec-2021" in document.date
@@ -28,7 +28,7 @@ def test_seed_header_and_paragraphs() -> None:
 
 def test_markdown_header_with_keys() -> None:
     text = "# Harbour reopens\n\nOutlet: Coast Gazette\nDate: 3 March 2025\n\nThe harbour reopened on Monday after a storm closed it for ten days.\n"
-    document = parse_document("h.md", text, "x")
+    document = parse_document("h.md", text)
     assert (document.title, document.outlet, document.date) == (
         "Harbour reopens",
         "Coast Gazette",
