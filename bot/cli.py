@@ -112,11 +112,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "rebuild":
         return _rebuild(settings)
     if command == "bench":
-        from bot.bench import run_bench
+        from bot.devtools.bench import run_bench
 
         return run_bench(settings, args.questions, args.rounds, args.telegram_load)
     if command == "telegram":
-        from bot.telegram_app import run_polling
+        from bot.telegram.app import run_polling
 
         return run_polling(settings)
 
@@ -196,7 +196,7 @@ def _colour(stream: object) -> bool:
 def _rebuild(settings: Settings) -> int:
     from tqdm import tqdm
 
-    from bot.embedding import SentenceTransformerEmbedder
+    from bot.indexing.embedding import SentenceTransformerEmbedder
     from bot.service import rebuild_index
 
     embedder = SentenceTransformerEmbedder(settings.embedding_model)

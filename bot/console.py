@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.answer import Answer
-from bot.conversation import Session
+from bot.answering.answer import Answer
+from bot.answering.conversation import Session
+from bot.answering.lexical import key_word_spans
 from bot.feedback import FeedbackLog
-from bot.lexical import key_word_spans
 from bot.service import StorybotService
 
 ReadLine = Callable[[str], str]  # prompt -> line; raises EOFError at the end of input

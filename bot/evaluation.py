@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.answer import Answer
+from bot.answering.answer import Answer
 from bot.errors import StorybotError
 from bot.service import StorybotService
 

@@ -9,13 +9,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bot.answer import Answer, compose_answer
+from bot.answering.answer import Answer, compose_answer
+from bot.answering.conversation import Session, make_turn, resolve
+from bot.answering.reranking import CrossEncoderReranker, Reranker
+from bot.answering.retrieval import Retriever
 from bot.config import Settings
-from bot.conversation import Session, make_turn, resolve
-from bot.corpus import read_corpus
-from bot.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder, resolve_model
 from bot.errors import CorpusError, IndexDamagedError, IndexError_
-from bot.index import (
+from bot.indexing.corpus import read_corpus
+from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder, resolve_model
+from bot.indexing.index import (
     MANIFEST,
     BuildReport,
     DocumentInfo,
@@ -28,8 +30,6 @@ from bot.index import (
     save_index,
     staleness,
 )
-from bot.reranking import CrossEncoderReranker, Reranker
-from bot.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 

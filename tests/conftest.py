@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
+from bot.indexing.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
 from bot.service import StorybotService
 
 ROOT = Path(__file__).resolve().parent.parent

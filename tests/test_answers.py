@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation import Session
+from bot.answering.conversation import Session
 from bot.evaluation import format_report, load_cases, run_eval
 from bot.service import StorybotService
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from bot.chunking import Span, chunk_document, split_long, split_sentences
-from bot.corpus import parse_document
+from bot.indexing.chunking import Span, chunk_document, split_long, split_sentences
+from bot.indexing.corpus import parse_document
 
 from .conftest import SEED_ARTICLE
 

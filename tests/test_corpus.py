@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bot.corpus import parse_document, read_corpus
+from bot.indexing.corpus import parse_document, read_corpus
 
 from .conftest import SEED_ARTICLE
 

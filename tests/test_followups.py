@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversation import Session, Turn, leans_on_previous, resolve
+from bot.answering.conversation import Session, Turn, leans_on_previous, resolve
 from bot.service import StorybotService
 
 from .conftest import make_settings

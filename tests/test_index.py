@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.corpus import read_corpus
 from bot.errors import CorpusError, IndexDamagedError
-from bot.index import (
+from bot.indexing.corpus import read_corpus
+from bot.indexing.index import (
     CHUNK_VECTORS,
     MANIFEST,
     METADATA,

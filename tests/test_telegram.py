@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from bot.devtools.loopback_api import BOT_USER, LoopbackBotAPI
 from bot.errors import ConfigError
 from bot.logs import configure_logging
-from bot.loopback_api import BOT_USER, LoopbackBotAPI
 from bot.service import StorybotService
-from bot.telegram_app import build_application, check_token, polling
+from bot.telegram.app import build_application, check_token, polling
 
 from .conftest import FIXTURE_CORPUS, ROOT, make_settings
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
-# Written out here rather than imported from bot.telegram_format, so the check does not trust the code it checks.
+# Written out here rather than imported from bot.telegram.format, so the check does not trust the code it checks.
 ALLOWED_TAGS = {
     "b",
     "strong",

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from bot.answer import Answer, Citation
-from bot.telegram_format import emphasise, escape, render_answer, split_html
+from bot.answering.answer import Answer, Citation
+from bot.telegram.format import emphasise, escape, render_answer, split_html
 
 from .test_telegram import assert_telegram_html
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.corpus import Document
+from bot.indexing.corpus import Document
 
 # Bump when splitting changes: a manifest with another version means the index is stale.
 CHUNKER_VERSION = "1"

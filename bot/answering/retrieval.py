@@ -8,12 +8,21 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bot.chunking import Chunk, Sentence
-from bot.embedding import Embedder
-from bot.index import StoredIndex
-from bot.lexical import STOPWORDS, LexicalIndex, RareWords, Vocabulary, content_words, normalize_word, stem, words
-from bot.reranking import Reranker
-from bot.spans import titled_names
+from bot.answering.lexical import (
+    STOPWORDS,
+    LexicalIndex,
+    RareWords,
+    Vocabulary,
+    content_words,
+    normalize_word,
+    stem,
+    words,
+)
+from bot.answering.reranking import Reranker
+from bot.answering.spans import titled_names
+from bot.indexing.chunking import Chunk, Sentence
+from bot.indexing.embedding import Embedder
+from bot.indexing.index import StoredIndex
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50  # chunks FAISS returns for the dense ranking

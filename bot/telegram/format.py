@@ -9,8 +9,8 @@ import html
 import re
 from collections.abc import Iterable
 
-from bot.answer import Answer
-from bot.lexical import key_word_spans
+from bot.answering.answer import Answer
+from bot.answering.lexical import key_word_spans
 
 TELEGRAM_MESSAGE_LIMIT = 4096
 # The tags Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).

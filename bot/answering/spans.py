@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.lexical import STOPWORDS, normalize_word, stem
+from bot.answering.lexical import STOPWORDS, normalize_word, stem
 
 _TITLES = frozenset(
     """president prime minister deputy foreign defence defense secretary chancellor king queen prince mayor

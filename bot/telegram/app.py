@@ -43,14 +43,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot.answer import Answer
+from bot.answering.answer import Answer
+from bot.answering.conversation import Session
 from bot.config import Settings
-from bot.conversation import Session
 from bot.errors import ConfigError, StorybotError
 from bot.examples import example_questions
 from bot.feedback import FeedbackLog
 from bot.service import StorybotService
-from bot.telegram_format import TELEGRAM_MESSAGE_LIMIT, escape, render_answer, render_context, split_html
+from bot.telegram.format import TELEGRAM_MESSAGE_LIMIT, escape, render_answer, render_context, split_html
 
 log = logging.getLogger(__name__)
 

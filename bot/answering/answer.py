@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.index import DocumentInfo
-from bot.retrieval import Retrieval, ScoredSentence
-from bot.spans import answer_candidates, narrow_span
+from bot.answering.retrieval import Retrieval, ScoredSentence
+from bot.answering.spans import answer_candidates, narrow_span
+from bot.indexing.index import DocumentInfo
 
 NOT_SAID = "The article doesn't say."
 TYPE_CANDIDATES = 5

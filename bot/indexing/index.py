@@ -28,10 +28,10 @@ from typing import Any
 import faiss
 import numpy as np
 
-from bot.chunking import CHUNKER_VERSION, Chunk, Sentence, chunk_document
-from bot.corpus import Corpus, Document, SkippedFile, hash_corpus
-from bot.embedding import Embedder, ProgressCallback
 from bot.errors import CorpusError, IndexDamagedError
+from bot.indexing.chunking import CHUNKER_VERSION, Chunk, Sentence, chunk_document
+from bot.indexing.corpus import Corpus, Document, SkippedFile, hash_corpus
+from bot.indexing.embedding import Embedder, ProgressCallback
 
 log = logging.getLogger(__name__)
 

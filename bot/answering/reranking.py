@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.embedding import load_sentence_transformers_model
+from bot.indexing.embedding import load_sentence_transformers_model
 
 
 class Reranker(Protocol):

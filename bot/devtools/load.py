@@ -9,10 +9,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bot.bench import percentile
-from bot.loopback_api import LoopbackBotAPI
+from bot.devtools.bench import percentile
+from bot.devtools.loopback_api import LoopbackBotAPI
 from bot.service import StorybotService
-from bot.telegram_app import build_application, polling
+from bot.telegram.app import build_application, polling
 
 CHATS = 20
 QUESTIONS_PER_CHAT = 10

@@ -1,7 +1,7 @@
 """A Bot API server on loopback: enough of Telegram for python-telegram-bot, recording every call.
 
 Telegram's servers cannot be reached from tests, CI or a machine without internet, so the tests, the
-load benchmark and `python -m bot.loopback_api` (a chat with the bot in your terminal) talk to this
+load benchmark and `python -m bot.devtools.loopback_api` (a chat with the bot in your terminal) talk to this
 instead. It runs on aiohttp.
 """
 
@@ -306,7 +306,7 @@ async def _chat(token: str, port: int) -> None:
 
 
 def main() -> None:
-    """`python -m bot.loopback_api [--port 8081] [--token T]`: a local Bot API and a terminal user."""
+    """`python -m bot.devtools.loopback_api [--port 8081] [--token T]`: a local Bot API and a terminal user."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

@@ -111,7 +111,7 @@ def run_bench(settings: Settings, questions_path: Path | None, rounds: int, tele
         "STORYBOT_EMBEDDING_MODEL": settings.embedding_model,
     }
     baseline_code = (
-        "from bot.embedding import SentenceTransformerEmbedder; SentenceTransformerEmbedder("
+        "from bot.indexing.embedding import SentenceTransformerEmbedder; SentenceTransformerEmbedder("
         f"{settings.embedding_model!r})"
     )
     cold = [_timed_child([sys.executable, "-m", "bot", "ask", questions[0]], env) for _ in range(COLD_RUNS)]
@@ -124,7 +124,7 @@ def run_bench(settings: Settings, questions_path: Path | None, rounds: int, tele
     print(f"peak memory of a one-question process: {max(c[1] for c in cold):.0f} MiB")
 
     if telegram_load:
-        from bot.telegram_load import run_load
+        from bot.devtools.load import run_load
 
         run_load(service)
     return 0
