@@ -1,51 +1,53 @@
-"""`storybot eval`: score answers on JSON Lines questions ({"q": ..., "expect": [phrases] | null})."""
+"""`storybot eval`: how well storybot answers a question set, and the data the scorer is fitted on.
+
+A question set is our JSON Lines ({"q": ..., "expect": [phrases] | null, "doc": ...}) over a corpus
+directory, or a SQuAD 2.0 JSON file, whose articles become the corpus (one split of it: see
+bot.devtools.squad). A question is answered right when the answer sentence holds an expected phrase
+(SQuAD: a gold answer); an unanswerable one (expect null, SQuAD is_impossible) is right when refused.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bot.answering.answer import Answer
+from bot.answering.reader import reader_text
+from bot.answering.scorer import READER_CANDIDATES, candidate_features
+from bot.config import Settings
 from bot.errors import StorybotError
 from bot.service import StorybotService
+
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class EvalCase:
     question: str
-    expect: list[str] | None  # None: the article does not answer it
+    expect: tuple[str, ...] | None  # None: the article does not answer it
+    doc: str | None = None
 
 
 @dataclass(frozen=True)
-class EvalResult:
-    case: EvalCase
-    answer: Answer
-
-    @property
-    def answerable(self) -> bool:
-        return self.case.expect is not None
-
-    @property
-    def correct(self) -> bool:
-        """Answerable and answered with an expected phrase, or unanswerable and abstained."""
-        if self.case.expect is None:
-            return not self.answer.answered
-        return bool(self.answer.answered and self.answer.text and _contains(self.answer.text, self.case.expect))
-
-    @property
-    def hit_at_3(self) -> bool:
-        if self.case.expect is None:
-            return False
-        return any(_contains(c.text, self.case.expect) for c in self.answer.citations[:3])
+class QuestionSet:
+    name: str
+    cases: list[EvalCase]
+    corpus_files: dict[str, str] | None  # file name -> text, for sets that bring their articles (SQuAD)
+    corpus_dir: Path | None  # or a folder of articles
 
 
-def _contains(text: str, phrases: list[str]) -> bool:
+def holds(text: str | None, phrases: Sequence[str] | None) -> bool:
+    if not text or not phrases:
+        return False
     lowered = text.lower()
     return any(p.lower() in lowered for p in phrases)
 
 
-def load_cases(path: Path) -> list[EvalCase]:
+def load_jsonl(path: Path) -> list[EvalCase]:
     """Read eval questions; a malformed line is named in the error, not skipped silently."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -59,99 +61,175 @@ def load_cases(path: Path) -> list[EvalCase]:
             continue
         try:
             data = json.loads(line)
-            question = data["q"]
-            expect = data.get("expect")
+            question, expect, doc = data["q"], data.get("expect"), data.get("doc")
             if not isinstance(question, str) or not (
                 expect is None or (isinstance(expect, list) and all(isinstance(e, str) for e in expect))
             ):
                 raise TypeError
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
             raise StorybotError(
                 f'{path} line {number} is not {{"q": "question", "expect": ["phrase", ...] or null}}'
             ) from None
-        cases.append(EvalCase(question, expect))
+        cases.append(
+            EvalCase(question, None if expect is None else tuple(expect), doc if isinstance(doc, str) else None)
+        )
     if not cases:
         raise StorybotError(f"{path} holds no questions")
     return cases
 
 
-def run_eval(service: StorybotService, cases: list[EvalCase]) -> list[EvalResult]:
+def load_question_set(path: Path, split: str | None = None, corpus_dir: Path | None = None) -> QuestionSet:
+    """Our JSON Lines (answered from `corpus_dir`, default the configured corpus) or SQuAD 2.0 JSON (one split)."""
+    from bot.devtools.squad import is_squad_file, load_squad, split_of
+
+    if not is_squad_file(path):
+        return QuestionSet(path.name, load_jsonl(path), None, corpus_dir)
+    articles = [a for a in load_squad(path) if split is None or split_of(a.title) == split]
+    if not articles:
+        raise StorybotError(f"{path} has no articles in the {split!r} split")
+    cases = [
+        EvalCase(q.question, tuple(dict.fromkeys(q.answers)) or None, a.file_name)
+        for a in articles
+        for q in a.questions
+    ]
+    name = f"{path.name}" + (f" [{split}]" if split else "")
+    return QuestionSet(name, cases, {a.file_name: a.document_text() for a in articles}, None)
+
+
+def service_for(question_set: QuestionSet, service: StorybotService, work_dir: Path) -> StorybotService:
+    """A service answering from the question set's own articles, sharing the loaded models."""
+    if question_set.corpus_files is None and question_set.corpus_dir is None:
+        return service
+    if question_set.corpus_files is not None:
+        corpus = work_dir / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        for old in corpus.iterdir():
+            if old.name not in question_set.corpus_files:
+                old.unlink()
+        for name, text in question_set.corpus_files.items():
+            target = corpus / name
+            if not target.exists() or target.read_text(encoding="utf-8") != text:
+                target.write_text(text, encoding="utf-8")
+    else:
+        assert question_set.corpus_dir is not None
+        corpus = question_set.corpus_dir
+    settings: Settings = service.settings.model_copy(update={"corpus_dir": corpus, "index_dir": work_dir / "index"})
+    return StorybotService.load(settings, service.embedder, service.reader)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    case: EvalCase
+    answer: Answer
+
+    @property
+    def answerable(self) -> bool:
+        return self.case.expect is not None
+
+    @property
+    def sentence_right(self) -> bool:
+        """The sentence storybot would answer with holds an expected phrase (whether or not it answered)."""
+        return holds(self.answer.candidate, self.case.expect)
+
+    @property
+    def correct(self) -> bool:
+        """Answerable and answered with a sentence holding an expected phrase, or unanswerable and refused."""
+        if self.case.expect is None:
+            return not self.answer.answered
+        return self.answer.answered and self.sentence_right
+
+    @property
+    def hit_at_3(self) -> bool:
+        return any(holds(c.text, self.case.expect) for c in self.answer.citations[:3])
+
+
+def run_eval(service: StorybotService, cases: Sequence[EvalCase]) -> list[EvalResult]:
     return [EvalResult(case, service.ask(case.question)) for case in cases]
 
 
 @dataclass(frozen=True)
-class ThresholdRow:
-    threshold: float
-    precision: float  # of the questions answered, the share answered right
-    recall: float  # of the answerable questions, the share answered right
-    score_precision: float  # the same if the score alone decided (no rules about unknown names)
-    score_recall: float
+class Summary:
+    answerable: int
+    unanswerable: int
+    right: int  # answerable, answered with a right sentence
+    sentence_right: int  # answerable, the best sentence is right (answered or not)
+    hits: int
+    abstained: int  # unanswerable and refused
+    false_refusals: int  # answerable and refused
 
 
-def threshold_table(results: list[EvalResult], thresholds: list[float]) -> list[ThresholdRow]:
-    """Precision and recall of answering when confidence >= t, with storybot's refusal rules and without."""
-    answerable = sum(r.answerable for r in results)
-
-    def rates(threshold: float, with_rules: bool) -> tuple[float, float]:
-        answered = [text for r in results if (text := _text_at(r, threshold, with_rules)) is not None]
-        right = sum(
-            1 for r in results if r.case.expect and _contains(_text_at(r, threshold, with_rules) or "", r.case.expect)
-        )
-        return (right / len(answered) if answered else 1.0), (right / answerable if answerable else 1.0)
-
-    return [ThresholdRow(t, *rates(t, True), *rates(t, False)) for t in thresholds]
-
-
-def _text_at(result: EvalResult, threshold: float, with_rules: bool) -> str | None:
-    """What storybot would answer at this threshold, or None for a refusal."""
-    answer = result.answer
-    if with_rules and not (answer.answered or answer.score_refusal):
-        return None  # refused for a reason other than the score: a name the article never mentions
-    if answer.candidate is None or answer.confidence < threshold:
-        return None
-    return answer.text if answer.answered else answer.candidate
-
-
-def format_report(results: list[EvalResult], threshold: float) -> str:
+def summarise(results: Sequence[EvalResult]) -> Summary:
     answerable = [r for r in results if r.answerable]
     unanswerable = [r for r in results if not r.answerable]
-    accuracy = sum(r.correct for r in answerable)
-    hits = sum(r.hit_at_3 for r in answerable)
-    abstained = sum(r.correct for r in unanswerable)
-    false_abstentions = sum(1 for r in answerable if not r.answer.answered)
+    return Summary(
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        right=sum(r.correct for r in answerable),
+        sentence_right=sum(r.sentence_right for r in answerable),
+        hits=sum(r.hit_at_3 for r in answerable),
+        abstained=sum(r.correct for r in unanswerable),
+        false_refusals=sum(not r.answer.answered for r in answerable),
+    )
+
+
+def coverage_curve(results: Sequence[EvalResult], thresholds: Sequence[float]) -> list[tuple[float, float, float]]:
+    """(t, coverage, accuracy): answering when confidence >= t, the share answered and the share of those right."""
+    rows = []
+    for t in thresholds:
+        answered = [r for r in results if r.answer.candidate is not None and r.answer.confidence >= t]
+        right = sum(r.answerable and r.sentence_right for r in answered)
+        rows.append((t, len(answered) / max(1, len(results)), right / len(answered) if answered else 1.0))
+    return rows
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({100 * part / whole:.0f}%)" if whole else "-"
+
+
+def format_report(name: str, results: Sequence[EvalResult], threshold: float) -> str:
+    s = summarise(results)
     lines = [
-        f"{'metric':<26}{'score':>8}",
-        f"{'answer accuracy':<26}{f'{accuracy}/{len(answerable)}':>8}",
-        f"{'hit@3':<26}{f'{hits}/{len(answerable)}':>8}",
-        f"{'abstention':<26}{f'{abstained}/{len(unanswerable)}':>8}",
-        f"{'false abstentions':<26}{false_abstentions:>8}",
+        f"{name}: {s.answerable} answerable, {s.unanswerable} unanswerable questions",
+        f"  {'answer accuracy (answered, sentence holds the answer)':<56}{_share(s.right, s.answerable):>16}",
+        f"  {'best sentence holds the answer (answered or not)':<56}{_share(s.sentence_right, s.answerable):>16}",
+        f"  {'hit@3 (a citation among the first three holds it)':<56}{_share(s.hits, s.answerable):>16}",
+        f"  {'abstention (unanswerable questions refused)':<56}{_share(s.abstained, s.unanswerable):>16}",
+        f"  {'false refusals (answerable questions refused)':<56}{_share(s.false_refusals, s.answerable):>16}",
         "",
-        f"answering threshold (confidence >= t), chosen t = {threshold:.2f}:",
-        f"{'':>6}{'with the name rules':>22}{'score alone':>22}",
-        f"{'t':>6}{'precision':>11}{'recall':>11}{'precision':>11}{'recall':>11}",
+        f"  accuracy/coverage over the threshold (chosen t = {threshold:.2f}):",
+        f"  {'t':>6}{'coverage':>10}{'accuracy':>10}",
     ]
-    grid = sorted({round(0.2 + 0.1 * i, 2) for i in range(9)} | {round(threshold, 2)})
-    for row in threshold_table(results, grid):
-        mark = "  <- chosen" if abs(row.threshold - threshold) < 1e-9 else ""
-        lines.append(
-            f"{row.threshold:>6.2f}{row.precision:>11.2f}{row.recall:>11.2f}"
-            f"{row.score_precision:>11.2f}{row.score_recall:>11.2f}{mark}"
-        )
-    failing = [r for r in results if not r.correct or (r.answerable and not r.hit_at_3)]
-    lines.append("")
-    if failing:
-        lines.append("failing questions:")
-        for r in failing:
-            got = r.answer.text if r.answer.answered else f"(not answered: {r.answer.reason})"
-            problems = []
-            if not r.correct:
-                problems.append("answer")
-            if r.answerable and not r.hit_at_3:
-                problems.append("hit@3")
-            expected = " | ".join(r.case.expect) if r.case.expect else "no answer"
-            lines.append(f"  - [{', '.join(problems)}] {r.case.question}")
-            lines.append(f"      expected: {expected}")
-            lines.append(f"      got:      {got}")
-    else:
-        lines.append("failing questions: none")
+    grid = sorted({round(0.1 * i, 2) for i in range(1, 10)} | {round(threshold, 2)})
+    for t, coverage, accuracy in coverage_curve(results, grid):
+        mark = "  <- chosen" if abs(t - threshold) < 1e-9 else ""
+        lines.append(f"  {t:>6.2f}{coverage:>10.2f}{accuracy:>10.2f}{mark}")
     return "\n".join(lines)
+
+
+def format_failures(results: Sequence[EvalResult]) -> str:
+    failing = [r for r in results if not r.correct]
+    if not failing:
+        return "failing questions: none"
+    lines = ["failing questions:"]
+    for r in failing:
+        got = r.answer.text if r.answer.answered else f"(not answered: {r.answer.reason})"
+        expected = " | ".join(r.case.expect) if r.case.expect else "no answer"
+        lines += [f"  - {r.case.question}", f"      expected: {expected}", f"      got:      {got}"]
+    return "\n".join(lines)
+
+
+def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, labels (the sentence holds an expected phrase) and question ids of every reader candidate."""
+    features, labels, ids = [], [], []
+    for number, case in enumerate(cases):
+        retrieval = service.retriever.search(" ".join(case.question.split()))
+        pool = retrieval.sentences[:READER_CANDIDATES]
+        if not pool:
+            continue
+        logits = service.reader.logits(
+            retrieval.question.text, [reader_text(s.sentence.text, s.sentence.role) for s in pool]
+        )
+        features.append(candidate_features(retrieval.question, pool, logits))
+        labels += [float(holds(s.sentence.text, case.expect)) for s in pool]
+        ids += [number] * len(pool)
+    return np.vstack(features), np.asarray(labels), np.asarray(ids)
