@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bot.indexing.corpus import Document
 
 # Bump when splitting changes: a manifest with another version means the index is stale.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # 2: header lines (title, outlet, date) are sentences of paragraph 0
 
 # Abbreviations that never end a sentence when a capitalised word follows ("Mr. Putin", "Dec. 15").
 _NEVER_FINAL = frozenset(
@@ -156,6 +156,10 @@ class Span:
     end: int
 
 
+HEADER_PARAGRAPH = 0  # header lines are cited as paragraph 0; the body is numbered from 1
+BODY = "body"
+
+
 @dataclass(frozen=True)
 class Sentence:
     doc: str
@@ -163,6 +167,7 @@ class Sentence:
     start: int
     end: int
     text: str
+    role: str = BODY  # or the header line it is: "title", "outlet", "date"
 
 
 @dataclass(frozen=True)
@@ -286,6 +291,22 @@ def chunk_document(
     text = document.text
     chunks: list[Chunk] = []
     sentences: list[Sentence] = []
+    for line in document.header_lines:
+        # Each header line is a sentence and a chunk of its own: the date line answers "When was it published?".
+        sentence_id = first_sentence_id + len(sentences)
+        line_text = text[line.start : line.end]
+        sentences.append(Sentence(document.name, HEADER_PARAGRAPH, line.start, line.end, line_text, line.role))
+        chunks.append(
+            Chunk(
+                first_chunk_id + len(chunks),
+                document.name,
+                HEADER_PARAGRAPH,
+                line.start,
+                line.end,
+                line_text,
+                (sentence_id,),
+            )
+        )
     for paragraph in document.paragraphs:
         spans = [
             piece

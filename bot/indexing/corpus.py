@@ -66,6 +66,15 @@ class Paragraph:
     end: int
 
 
+@dataclass(frozen=True)
+class HeaderLine:
+    """A header line of an article and what it states: role is "title", "outlet" or "date"."""
+
+    role: str
+    start: int
+    end: int
+
+
 @dataclass
 class Document:
     """One article of the corpus."""
@@ -76,6 +85,8 @@ class Document:
     outlet: str | None = None
     date: str | None = None
     paragraphs: list[Paragraph] = field(default_factory=list)
+    # The header lines that gave the title, outlet and date: "When was it published?" is answered from them.
+    header_lines: list[HeaderLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,7 @@ def parse_document(name: str, text: str) -> Document:
     title: str | None = None
     outlet: str | None = None
     date: str | None = None
+    header_lines: list[HeaderLine] = []
 
     index = 0
     # Header: the short lines before the first line that reads like article prose.
@@ -202,19 +214,25 @@ def parse_document(name: str, text: str) -> Document:
             key, value = key_value.group(1).lower(), key_value.group(2).strip()
             if key == "title":
                 title = value
+                header_lines.append(HeaderLine("title", lines[index - 1].start, lines[index - 1].end))
             elif key in {"outlet", "source", "publisher"}:
                 outlet = value
+                header_lines.append(HeaderLine("outlet", lines[index - 1].start, lines[index - 1].end))
             elif key in {"date", "published", "updated"}:
                 date = value
+                header_lines.append(HeaderLine("date", lines[index - 1].start, lines[index - 1].end))
             continue  # bylines ("By: ...") are header, not outlet
         if title is None:
             title = line.lstrip("#").strip()
+            header_lines.append(HeaderLine("title", lines[index - 1].start, lines[index - 1].end))
         elif date is None and _DATE_LINE.match(line):
             date = _DATE_PREFIX.sub("", line).strip()
+            header_lines.append(HeaderLine("date", lines[index - 1].start, lines[index - 1].end))
         elif _BYLINE.match(line):
             continue
         elif outlet is None and len(line.split()) <= 6:
             outlet = line.lstrip("#").strip()
+            header_lines.append(HeaderLine("outlet", lines[index - 1].start, lines[index - 1].end))
         elif _looks_like_body(line) or len(line.split()) > 6:
             index -= 1  # a long line after the title: the body has begun
             break
@@ -242,4 +260,5 @@ def parse_document(name: str, text: str) -> Document:
         outlet=outlet,
         date=date,
         paragraphs=paragraphs,
+        header_lines=header_lines,
     )
