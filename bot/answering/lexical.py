@@ -226,18 +226,28 @@ def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]
     ]
 
 
-# Names news writes several ways that share no letters: "American" is "U.S." in most articles.
-_ALIASES = {
-    "american": ("us", "usa", "america"),
-    "america": ("us", "usa", "american"),
-    "usa": ("us", "america", "american"),
-    "british": ("uk", "britain"),
-    "britain": ("uk", "british"),
-    "european": ("eu", "europe"),
-    "europe": ("eu", "european"),
-}
-# Demonym endings: "Finnish" stands for "Finland", "Ukrainian" for "Ukraine".
-_DEMONYM_SUFFIXES = ("ish", "ian", "ean", "ese", "an", "ch", "i")
+@lru_cache(maxsize=1)
+def place_aliases() -> dict[str, frozenset[str]]:
+    """Country name, demonym, capital and short forms, each pointing at the others (countryinfo's data).
+
+    "Finland" is written "Finnish", "American" is "U.S.", and "Moscow" often stands for Russia's government.
+    Single words only: that is how a question's words are compared with an article's.
+    """
+    import importlib.resources
+    import json
+
+    aliases: dict[str, set[str]] = {}
+    for entry in (importlib.resources.files("countryinfo") / "data").iterdir():
+        if not entry.name.endswith(".json"):
+            continue
+        data = json.loads(entry.read_text(encoding="utf-8"))
+        forms = [data.get("name"), data.get("demonym"), str(data.get("capital") or "").split(" ")[0]]
+        forms += [alt for alt in data.get("altSpellings") or [] if isinstance(alt, str) and alt.isascii()]
+        words_ = {normalize_word(f) for f in forms if isinstance(f, str) and f and " " not in f.strip()}
+        words_.discard("")
+        for word in words_:
+            aliases.setdefault(word, set()).update(words_ - {word})
+    return {word: frozenset(others) for word, others in aliases.items()}
 
 
 class Vocabulary:
@@ -248,18 +258,12 @@ class Vocabulary:
         for text in texts:
             self.words.update(content_words(text))
         self.stems = {stem(w) for w in self.words}
-        self._demonyms = sorted(w for w in self.words if w.endswith(_DEMONYM_SUFFIXES) and len(w) >= 5)
 
     def form(self, word: str) -> str | None:
-        """How this text writes a word: itself, or a demonym ("finland" -> "finnish"); None if absent."""
+        """How this text writes a word: itself, or a country alias ("finland" -> "finnish"); None if absent."""
         if word in self.words or stem(word) in self.stems:
             return word
-        alias = next((a for a in _ALIASES.get(word, ()) if a in self.words), None)
-        if alias:
-            return alias
-        if word.isdigit() or len(word) < 4:
-            return None
-        return next((d for d in self._demonyms if d[:3] == word[:3]), None)
+        return next((a for a in sorted(place_aliases().get(word, ())) if a in self.words), None)
 
     def mentions(self, phrase: Sequence[str]) -> bool:
         """True when every word of a name is used, or its initials are ("european union" -> "eu")."""
