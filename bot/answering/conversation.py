@@ -12,7 +12,7 @@ from bot.answering.retrieval import question_entities
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
 _OBJECT_PRONOUNS = re.compile(r"\b(him|her)\b(?!\s+(?:own|country|government|office|comments?|demands?)\b)", re.I)
 _POSSESSIVES = re.compile(r"\b(his|her)\b(?=\s+\w)", re.I)
-_OTHER_PRONOUNS = frozenset("they them their it its that this those these there then".split())
+_PERSONAL_PRONOUNS = frozenset("he she him her his hers".split())
 _SWITCH = re.compile(r"^\s*(?:and|also|what about|how about|and what about|same for)\s+(.+?)\s*\??\s*$", re.I)
 
 
@@ -46,18 +46,16 @@ class Session:
 
 @dataclass(frozen=True)
 class Resolved:
-    text: str  # the question to search with: pronouns replaced by the names they stand for
-    carried: tuple[str, ...]  # words of the previous question that may still matter (weighted lower)
+    text: str  # the question to answer: pronouns replaced by the names they stand for
+    read_as: dict[str, str]  # what history filled in, shown to the user: {"he": "Putin"}
 
 
 def leans_on_previous(question: str) -> bool:
-    """True for questions that need the one before: pronouns, "And Macron?", or too short to stand alone."""
+    """True for questions that need the one before: a personal pronoun, or an elliptical "And Macron?"."""
     if _SWITCH.match(question):
         return True
     tokens = {w.lower() for w in re.findall(r"[A-Za-z']+", question)}
-    if tokens & ({"he", "she", "him", "her", "his", "hers"} | _OTHER_PRONOUNS):
-        return True
-    return len(content_words(question)) <= 1
+    return bool(tokens & _PERSONAL_PRONOUNS)
 
 
 def _short(name: str) -> str:
@@ -66,9 +64,13 @@ def _short(name: str) -> str:
 
 
 def resolve(question: str, previous: Turn | None) -> Resolved:
-    """Rewrite a follow-up so it stands alone, using the previous turn."""
+    """Rewrite a follow-up so it stands alone, using the previous turn; a question that stands alone is kept.
+
+    History only fills in a personal pronoun or an elliptical "And X?": carrying more of the last turn
+    steers unrelated questions back to it.
+    """
     if previous is None or not leans_on_previous(question):
-        return Resolved(question, ())
+        return Resolved(question, {})
     switch = _SWITCH.match(question)
     # Only a name switches the subject ("And the EU?"); "And before that?" leans on the last turn instead.
     if switch and not re.search(r"\b[A-Z]", switch.group(1)):
@@ -76,16 +78,25 @@ def resolve(question: str, previous: Turn | None) -> Resolved:
     if switch and previous.subject and re.search(rf"\b{re.escape(previous.subject)}\b", previous.question):
         # "What did Biden warn?" then "And the EU?" -> "What did the EU warn?"
         replaced = re.sub(rf"\b{re.escape(previous.subject)}\b", switch.group(1), previous.question, count=1)
-        return Resolved(replaced, ())
+        return Resolved(replaced, {question: replaced})
     subject = previous.subject or previous.answer_name
     other = previous.answer_name or previous.subject
     text = question
+    read_as: dict[str, str] = {}
+
+    def fill(pattern: re.Pattern[str], name: str, text: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            read_as[match.group(0)] = name
+            return name
+
+        return pattern.sub(replace, text)
+
     if subject:
-        text = _SUBJECT_PRONOUNS.sub(_short(subject), text)
+        text = fill(_SUBJECT_PRONOUNS, _short(subject), text)
     if other:
-        text = _OBJECT_PRONOUNS.sub(_short(other), text)
-        text = _POSSESSIVES.sub(_short(other) + "'s", text)
-    return Resolved(text, previous.terms)
+        text = fill(_OBJECT_PRONOUNS, _short(other), text)
+        text = fill(_POSSESSIVES, _short(other) + "'s", text)
+    return Resolved(text, read_as)
 
 
 def make_turn(resolved_question: str, answer_text: str | None, answer_is_span: bool) -> Turn:
