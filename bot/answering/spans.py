@@ -108,6 +108,18 @@ def _person_like(text: str) -> bool:
     return len(words) >= 2 or any(w.lower() in _TITLES for w in words)
 
 
+_LOCATIVE = re.compile(r"\b(?:in|at|near|from|to|into|across|outside|inside)\s+(?:the\s+)?$", re.IGNORECASE)
+_QUOTES = '"“”'
+
+
+def _in_agent_role(sentence: str, start: int) -> bool:
+    """A name that can be the person a who-question asks for: not a place ("in Sochi") and not a name
+    quoted inside someone's words (the speaker stands outside the quotation marks)."""
+    if _LOCATIVE.search(sentence[:start]):
+        return False
+    return sum(sentence[:start].count(mark) for mark in _QUOTES) % 2 == 0
+
+
 def _unnamed_by(question_words: set[str], text: str) -> bool:
     names = {normalize_word(w) for w in text.split() if w.lower() not in _TITLES}
     return not (names & question_words)
@@ -143,7 +155,7 @@ def answer_candidates(
         ]
         if agents:
             return agents
-        runs = [(s, e) for s, e in name_runs(sentence) if _person_like(sentence[s:e])]
+        runs = [(s, e) for s, e in name_runs(sentence) if _person_like(sentence[s:e]) and _in_agent_role(sentence, s)]
         who_is = _WHO_IS.match(question)
         if who_is:
             # "Who is Sauli Niinisto?" -> the run that holds the name with its title, if it adds one.
