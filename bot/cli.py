@@ -36,8 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("chat", help="the interactive chat (the default)")
     commands.add_parser("rebuild", help="rebuild the index from the corpus")
     commands.add_parser("telegram", help="run the Telegram bot (long polling)")
-    evaluate = commands.add_parser("eval", help="score answers on a JSON Lines file of questions")
-    evaluate.add_argument("file", type=Path)
+    evaluate = commands.add_parser("eval", help="score answers on a question set (our JSON Lines, or SQuAD 2.0 JSON)")
+    evaluate.add_argument("file", type=Path, help="questions: .jsonl ({q, expect, doc}) or SQuAD 2.0 .json")
+    evaluate.add_argument("--split", choices=["train", "dev", "test"], help="SQuAD: only the articles of this split")
+    evaluate.add_argument("--corpus", type=Path, help="JSON Lines: the articles to answer from (default: the corpus)")
+    evaluate.add_argument("--failures", action="store_true", help="list the questions answered wrong")
+    train = commands.add_parser("train-reader", help="fine-tune the answer reader from the bundled MiniLM weights")
+    train.add_argument("--squad", type=Path, required=True, help="the SQuAD 2.0 sample (train-sample.json)")
+    train.add_argument("--out", type=Path, required=True, help="folder for the weights, reader.json and model card")
+    train.add_argument("--steps", type=int, default=1000, help="training steps of 32 pairs (default 1000)")
+    train.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
+    fit = commands.add_parser("fit-scorer", help="fit the answer scorer and its threshold on the tune questions")
+    fit.add_argument("--squad", type=Path, required=True, help="the SQuAD 2.0 sample (its dev articles are used)")
     bench = commands.add_parser("bench", help="measure latency, cold start, rebuild time and memory")
     bench.add_argument("--questions", type=Path, help="JSON Lines questions (default: the bundled list)")
     bench.add_argument("--rounds", type=int, default=5, help="passes over the questions (default 5)")
@@ -115,6 +125,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.devtools.bench import run_bench
 
         return run_bench(settings, args.questions, args.rounds, args.telegram_load)
+    if command == "train-reader":
+        from bot.devtools.train_reader import Recipe, run_train_reader
+
+        run_train_reader(args.squad, args.out, Recipe(steps=args.steps, seed=args.seed), _say)
+        return EXIT_OK
+    if command == "fit-scorer":
+        from bot.devtools.fit_scorer import run_fit_scorer
+
+        run_fit_scorer(settings, args.squad, _say)
+        return EXIT_OK
     if command == "telegram":
         from bot.telegram.app import run_polling
 
@@ -128,11 +148,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "ask":
         return _ask(service, args)
     if command == "eval":
-        from bot.evaluation import format_report, load_cases, run_eval
-
-        cases = load_cases(args.file)
-        print(format_report(run_eval(service, cases), settings.answer_threshold))
-        return EXIT_OK
+        return _eval(service, args)
     return _chat(service, settings)
 
 
@@ -150,6 +166,26 @@ def _ask(service: StorybotService, args: argparse.Namespace) -> int:
     if sys.stdin.isatty():
         print("storybot: reading questions from stdin, one per line (Ctrl-D to finish)", file=sys.stderr)
     answer_batch(service, sys.stdin, write, args.json, style)
+    return EXIT_OK
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _eval(service: StorybotService, args: argparse.Namespace) -> int:
+    import tempfile
+
+    from bot.evaluation import format_failures, format_report, load_question_set, run_eval, service_for
+
+    question_set = load_question_set(args.file, args.split, args.corpus)
+    with tempfile.TemporaryDirectory(prefix="storybot-eval-") as work:
+        set_service = service_for(question_set, service, Path(work))
+        results = run_eval(set_service, question_set.cases)
+    print(format_report(question_set.name, results, service.threshold))
+    if args.failures:
+        print()
+        print(format_failures(results))
     return EXIT_OK
 
 

@@ -29,14 +29,16 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     data_dir: Path = Path("data")
     embedding_model: str = BUNDLED_MODEL
-    reranker_model: str | None = None
+    # The trained reader ("storybot-reader" ships in the repository) or a folder from `storybot train-reader`.
+    reader_model: str = "storybot-reader"
     log_level: str = "WARNING"
 
     # Retrieval and answering.
     top_k: int = Field(default=3, ge=1, le=10, description="citations per answer")
     # A chunk is quoted whole as a citation, and citations are at most 500 characters.
     chunk_max_chars: int = Field(default=500, ge=120, le=500)
-    answer_threshold: float = Field(default=0.42, ge=0.0, le=3.0, description="answer confidence needed to answer")
+    # Probability an answer needs; None: the threshold fitted with the scorer (see `storybot eval`).
+    answer_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     history_turns: int = Field(default=4, ge=0, le=20)
 
     # Telegram.
@@ -71,7 +73,7 @@ class Settings(BaseSettings):
             return [value]
         return value
 
-    @field_validator("telegram_bot_token", "reranker_model", mode="before")
+    @field_validator("telegram_bot_token", "answer_threshold", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # `TELEGRAM_BOT_TOKEN=` copied from .env.example means "no token", not an empty one.

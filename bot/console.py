@@ -69,7 +69,12 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
     """An answer and its citations, readable at a glance."""
     lines: list[str] = []
     if answer.answered and answer.text:
-        lines.append(style.green(style.bold("Answer: ")) + _emphasise(answer.text, answer.key_terms, style))
+        if answer.highlight and style.enabled:
+            start, end = answer.highlight
+            shown = answer.text[:start] + style.bold(answer.text[start:end]) + answer.text[end:]
+        else:
+            shown = _emphasise(answer.text, answer.key_terms, style)
+        lines.append(style.green(style.bold("Answer: ")) + shown)
         if answer.corrections:
             read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.corrections.items())
             lines.append(style.dim(f"(reading {read_as})"))

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from bot.answering.answer import Answer, compose_answer
 from bot.answering.conversation import Session, make_turn, resolve
-from bot.answering.reranking import CrossEncoderReranker, Reranker
+from bot.answering.reader import CrossEncoderReader, Reader, reader_path
 from bot.answering.retrieval import Retriever
+from bot.answering.scorer import Scorer, score_candidates
 from bot.config import Settings
-from bot.errors import CorpusError, IndexDamagedError, IndexError_
+from bot.errors import CorpusError, IndexDamagedError, IndexError_, ModelLoadError
 from bot.indexing.corpus import read_corpus
-from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder, resolve_model
+from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
 from bot.indexing.index import (
     MANIFEST,
     BuildReport,
@@ -38,18 +38,20 @@ class StorybotService:
     """Loads once; answers any number of questions from any number of sessions."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder, index: StoredIndex, reranker: Reranker | None = None
+        self, settings: Settings, embedder: Embedder, index: StoredIndex, reader: Reader, scorer: Scorer
     ) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.reranker = reranker
+        self.reader = reader
+        self.scorer = scorer
+        self.threshold = settings.answer_threshold if settings.answer_threshold is not None else scorer.threshold
         self._set_index(index)
 
     # -- loading and rebuilding ---------------------------------------------------------------
 
     @classmethod
     def load(
-        cls, settings: Settings, embedder: Embedder | None = None, reranker: Reranker | None = None
+        cls, settings: Settings, embedder: Embedder | None = None, reader: Reader | None = None
     ) -> StorybotService:
         """Load the index and the model; rebuild first when the index is missing or stale.
 
@@ -67,11 +69,9 @@ class StorybotService:
                 log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
             else:
                 index = load_index(build_dir)
-        if settings.reranker_model and not Path(resolve_model(settings.reranker_model)).exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "0")  # a hub reranker needs the hub
         embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
-        if reranker is None and settings.reranker_model:
-            reranker = CrossEncoderReranker(settings.reranker_model)
+        reader = reader or load_reader(settings.reader_model)
+        scorer = load_scorer(settings.reader_model)
         if index is None:
             index = rebuild_index(settings, embedder).index
         elif index.manifest.dimension != embedder.dimension:
@@ -79,11 +79,15 @@ class StorybotService:
                 build_dir / MANIFEST if build_dir else settings.index_dir,
                 f"dimension {index.manifest.dimension}, the model gives {embedder.dimension}",
             )
-        return cls(settings, embedder, index, reranker)
+        return cls(settings, embedder, index, reader, scorer)
+
+    def with_settings(self, settings: Settings) -> StorybotService:
+        """A service with other settings (limits, data dir) sharing this one's models and index."""
+        return StorybotService(settings, self.embedder, self.index, self.reader, self.scorer)
 
     def _set_index(self, index: StoredIndex) -> None:
         # One assignment, so a question in flight sees the old index or the new one, never a mix.
-        self.retriever = Retriever(index, self.embedder, self.reranker)
+        self.retriever = Retriever(index, self.embedder)
 
     @property
     def index(self) -> StoredIndex:
@@ -113,13 +117,15 @@ class StorybotService:
         if resolved.text != question:
             log.debug("follow-up %r read as %r", question, resolved.text)
         retriever = self.retriever  # one snapshot: a rebuild may swap in a new index meanwhile
-        retrieval = retriever.search(resolved.text, resolved.carried)
+        retrieval = retriever.search(resolved.text)
         documents = retriever.index.documents
-        answer = compose_answer(retrieval, documents, self.settings.answer_threshold, self.settings.top_k)
+        candidates = score_candidates(retrieval, self.reader, self.scorer)
+        answer = compose_answer(retrieval, documents, candidates, self.threshold, self.settings.top_k)
         if session is not None:
             is_span = answer.answered and answer.text != answer.sentence
             session.remember(make_turn(resolved.text, answer.text, is_span))
-        return replace(answer, question=question)
+        # The user is told what history filled in, the same way as spelling corrections.
+        return replace(answer, question=question, corrections={**resolved.read_as, **answer.corrections})
 
     async def ask_async(self, question: str, session: Session | None = None) -> Answer:
         """ask() off the event loop: embedding is CPU work and must not block other chats."""
@@ -138,6 +144,21 @@ class StorybotService:
             return []
         numbers = range(paragraph - around, paragraph + around + 1)
         return [(n, info.paragraphs[n][2]) for n in numbers if n in info.paragraphs]
+
+
+@functools.cache
+def load_reader(model: str) -> Reader:
+    """The reader, loaded once per process (tests and benchmarks build many services)."""
+    return CrossEncoderReader(model)
+
+
+def load_scorer(reader_model: str) -> Scorer:
+    """The scorer fitted with this reader, from scorer.json beside its weights."""
+    path = reader_path(reader_model)
+    try:
+        return Scorer.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"cannot load the scorer of the reader {reader_model!r} ({error})") from None
 
 
 def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:

@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.answering.retrieval import Retrieval, ScoredSentence
+from bot.answering.retrieval import QuestionAnalysis, Retrieval
+from bot.answering.scorer import Candidate
 from bot.answering.spans import answer_candidates, narrow_span
 from bot.indexing.index import DocumentInfo
 
 NOT_SAID = "The article doesn't say."
-TYPE_CANDIDATES = 5
-TYPE_MARGIN = 0.25  # how far below the best a sentence of the right answer type may score and still win
-TYPE_BONUS = 0.15
-FIGURE_MARGIN = 0.3  # how far below the best a sentence holding the asked-for figure may score and still answer
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,8 @@ class Answer:
     sentence: str | None = None  # the whole sentence the answer comes from
     corrections: dict[str, str] = field(default_factory=dict)  # misspelt word -> the corpus word it was read as
     score_refusal: bool = False  # refused only because the confidence was under the threshold
+    # When the answer is a whole sentence: where in it the likely answer (a name, day, place, figure) stands.
+    highlight: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The `ask --json` contract: exactly these fields."""
@@ -92,50 +91,38 @@ def _citations(
     return citations
 
 
-def _choose_sentence(retrieval: Retrieval) -> ScoredSentence | None:
-    sentences = retrieval.sentences
-    if not sentences:
-        return None
-    question = retrieval.question
-    best = sentences[0].score
-    if question.kind == "how_many":
-        # A "how many" answer must hold a figure of the thing asked about; a sentence without one does not answer.
-        for candidate in sentences:
-            if candidate.score < best - FIGURE_MARGIN:
-                break
-            if answer_candidates(question.text, question.kind, candidate.sentence.text, question.focus):
-                return candidate
-        return None
-    if question.kind in {"who", "when", "where", "which"}:
-        # Among close candidates, one holding an answer of the asked type (a name, a day, a place) wins.
-        close = [c for c in sentences[:TYPE_CANDIDATES] if c.score >= best - TYPE_MARGIN]
-        return max(
-            close,
-            key=lambda c: (
-                c.score
-                + (TYPE_BONUS if narrow_span(question.text, question.kind, c.sentence.text, question.focus) else 0.0)
-            ),
-        )
-    return sentences[0]
+def refusal_reason(question: QuestionAnalysis) -> str:
+    """Why the article does not answer, in words a reader understands (the decision itself is the scorer's)."""
+    if question.unknown_entities:
+        return f"The article doesn't mention {_join_names(question.unknown_entities)}."
+    if question.unrelated:
+        return f"No single article mentions {_join_names(question.unrelated, 'and')}."
+    if question.missing_attribute:
+        return f"The article doesn't mention the {question.missing_attribute}."
+    return NOT_SAID
 
 
 def compose_answer(
-    retrieval: Retrieval, documents: dict[str, DocumentInfo], threshold: float, limit: int = 3
+    retrieval: Retrieval,
+    documents: dict[str, DocumentInfo],
+    candidates: list[Candidate],
+    threshold: float,
+    limit: int = 3,
 ) -> Answer:
-    """Decide whether the article answers, and build the cited answer (or the closest passages)."""
+    """Answer with the scorer's best candidate when its probability clears the threshold, else say why not."""
     question = retrieval.question
-    best = retrieval.sentences[0] if retrieval.sentences else None
-    confidence = best.score if best else 0.0
+    best = candidates[0] if candidates else None
+    confidence = best.probability if best else 0.0
     key_terms = tuple(dict.fromkeys(question.terms))
 
-    def not_answered(reason: str, score_refusal: bool = False) -> Answer:
+    def not_answered(reason: str) -> Answer:
         return Answer(
-            candidate=best.sentence.text if best else None,
-            score_refusal=score_refusal,
+            candidate=best.scored.sentence.text if best else None,
+            score_refusal=reason == NOT_SAID,
             question=question.text,
             answered=False,
             text=None,
-            citations=_citations(retrieval, documents, limit, None),
+            citations=_citations(retrieval, documents, limit, best.scored.chunk_id if best else None),
             confidence=confidence,
             reason=reason,
             key_terms=key_terms,
@@ -143,29 +130,26 @@ def compose_answer(
 
     if not question.terms and not question.entities:
         return not_answered("That doesn't look like a question about the article.")
-    if question.unknown_entities:
-        names = _join_names(question.unknown_entities)
-        return not_answered(f"The article doesn't mention {names}.")
-    if question.unrelated:
-        return not_answered(f"No single article mentions {_join_names(question.unrelated, 'and')}.")
-    if question.missing_attribute:
-        return not_answered(f"The article doesn't mention the {question.missing_attribute}.")
-    chosen = _choose_sentence(retrieval)
-    if chosen is None:
-        return not_answered("The article gives no figure for that.")
-    if chosen.score < threshold:
-        return not_answered(NOT_SAID, score_refusal=True)
+    if best is None or confidence < threshold:
+        return not_answered(refusal_reason(question))
+    chosen = best.scored
     citations = _citations(retrieval, documents, limit, chosen.chunk_id)
     sentence = chosen.sentence
     # The shortest verbatim text that answers: a name, day, place or figure when one stands out,
     # else the whole sentence (the first citation always holds the sentence in full).
-    span = narrow_span(question.text, question.kind, sentence.text, question.focus) or (0, len(sentence.text))
+    # Narrowed only when exactly one candidate of the asked type stands in the asked role; otherwise the
+    # whole sentence answers and the first candidate is shown in bold.
+    span = narrow_span(question.text, question.kind, sentence.text, question.focus)
+    likely = answer_candidates(question.text, question.kind, sentence.text, question.focus)
+    highlight = likely[0] if span is None and likely else None
+    span = span or (0, len(sentence.text))
     return Answer(
+        highlight=highlight,
         question=question.text,
         answered=True,
         text=sentence.text[span[0] : span[1]],
         citations=citations,
-        confidence=chosen.score,
+        confidence=confidence,
         answer_start=sentence.start + span[0],
         answer_end=sentence.start + span[1],
         key_terms=key_terms,

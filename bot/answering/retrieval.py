@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,7 +17,6 @@ from bot.answering.lexical import (
     stem,
     words,
 )
-from bot.answering.reranking import Reranker
 from bot.answering.spans import titled_names
 from bot.indexing.chunking import Chunk, Sentence
 from bot.indexing.embedding import Embedder
@@ -30,9 +28,6 @@ SENTENCE_CANDIDATES = 40  # sentences scored in full: the closest by cosine ...
 CHUNK_CANDIDATES = 12  # ... and every sentence of the best fused chunks
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
 CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
-CARRIED_WEIGHT = 0.3  # words carried over from the previous turn of a conversation
-RERANK_CANDIDATES = 8  # sentences the cross-encoder reads: one model pass each
-RERANK_WEIGHT = 0.5  # how far the cross-encoder's relevance (0..1, centred) moves a sentence
 
 _QUESTION_KINDS = (
     ("how_many", re.compile(r"\bhow (many|much)\b|\bwhat (number|percentage|amount)\b", re.I)),
@@ -94,7 +89,7 @@ class QuestionAnalysis:
     text: str
     kind: str
     terms: tuple[str, ...]  # the question's content words, spelling corrected against the corpus
-    stems: tuple[str, ...]  # stems of terms, then of carried words
+    stems: tuple[str, ...]  # stems of terms
     entities: tuple[str, ...]
     unknown_entities: tuple[str, ...]  # names or figures the corpus never mentions
     focus: str | None = None  # stem of the answer-type noun: "agency" in "Which agency ...?"
@@ -103,7 +98,6 @@ class QuestionAnalysis:
     # "population" in "What is the population of X?" when the corpus never names it.
     missing_attribute: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
-    carried_stems: frozenset[str] = frozenset()  # from earlier turns: they count for less
 
 
 @dataclass(frozen=True)
@@ -114,7 +108,6 @@ class ScoredSentence:
     dense: float  # cosine(question, sentence)
     lexical: float  # IDF-weighted share of question words the sentence contains
     score: float
-    rerank: float | None = None  # the cross-encoder's relevance, when a reranker is configured
 
 
 @dataclass(frozen=True)
@@ -133,10 +126,9 @@ class Retrieval:
 class Retriever:
     """Searches one loaded index; built once, shared by every chat."""
 
-    def __init__(self, index: StoredIndex, embedder: Embedder, reranker: Reranker | None = None) -> None:
+    def __init__(self, index: StoredIndex, embedder: Embedder) -> None:
         self.index = index
         self.embedder = embedder
-        self.reranker = reranker
         self.lexical = LexicalIndex([c.text for c in index.chunks], [s.text for s in index.sentences])
         # Sentences are scored all at once with one matrix product; FAISS ranks the chunks.
         self._sentence_matrix = index.sentence_vectors.reconstruct_n(0, index.sentence_vectors.ntotal)
@@ -150,8 +142,8 @@ class Retriever:
         self._officials = _officials(index)
         self._rare = RareWords(getattr(embedder, "common_words", frozenset()))
 
-    def analyse(self, question: str, carried: Sequence[str] = ()) -> QuestionAnalysis:
-        """Words, entities and kind of a question; `carried` words come from earlier turns."""
+    def analyse(self, question: str) -> QuestionAnalysis:
+        """Words, entities and kind of a question, worked out once for retrieval, the scorer and spans."""
         corrections: dict[str, str] = {}
         terms = []
         for word in content_words(question):
@@ -162,8 +154,6 @@ class Retriever:
                 corrected = self.vocabulary.form(corrected) or corrected  # "finland" is written "finnish"
             terms.append(corrected)
         terms = self._name_officials(terms, corrections)
-        own_stems = {stem(t) for t in terms}
-        carried_stems = frozenset(stem(w) for w in carried) - own_stems
         written = question_entities(question)
         phrases = [tuple(self.lexical.correct(normalize_word(w)) for w in p) for p in written]
         entities = tuple(" ".join(p) for p in phrases)
@@ -177,7 +167,7 @@ class Retriever:
             if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None and self._rare.is_rare(w)
         )
         documents, unrelated = self._documents_about(written, phrases, terms)
-        stems_ = tuple(dict.fromkeys([*(stem(t) for t in terms), *sorted(carried_stems)]))
+        stems_ = tuple(dict.fromkeys(stem(t) for t in terms))
         focus_match = _FOCUS.match(question)
         focus = None
         # The head of "Which news agency did ...": the last noun before the verb.
@@ -198,7 +188,6 @@ class Retriever:
             kind=question_kind(question),
             terms=tuple(terms),
             stems=stems_,
-            carried_stems=carried_stems,
             entities=entities,
             unknown_entities=unknown,
             corrections=corrections,
@@ -226,18 +215,6 @@ class Retriever:
         phrase = " ".join(t for t in terms if stem(t) in consumed)
         corrections[phrase] = official.name
         return [t for t in terms if stem(t) not in consumed] + [official.surname]
-
-    def _rerank(self, question: str, scored: list[ScoredSentence]) -> list[ScoredSentence]:
-        """Blend the cross-encoder's judgement into the best candidates' scores (centred, so 0.5 is neutral)."""
-        assert self.reranker is not None
-        head, tail = scored[:RERANK_CANDIDATES], scored[RERANK_CANDIDATES:]
-        relevance = self.reranker.score(question, [s.sentence.text for s in head])
-        reranked = [
-            replace(s, score=s.score + RERANK_WEIGHT * (float(r) - 0.5), rerank=float(r))
-            for s, r in zip(head, relevance, strict=True)
-        ]
-        reranked.sort(key=lambda s: s.score, reverse=True)
-        return reranked + tail
 
     def _documents_about(
         self, written: list[tuple[str, ...]], phrases: list[tuple[str, ...]], terms: list[str]
@@ -267,11 +244,10 @@ class Retriever:
             allowed &= docs
         return allowed, ()
 
-    def search(self, question: str, carried: Sequence[str] = (), limit: int = 8) -> Retrieval:
+    def search(self, question: str, limit: int = 8) -> Retrieval:
         """Rank passages and sentences for a question."""
-        analysis = self.analyse(question, carried)
-        query_text = question if not carried else f"{question} ({' '.join(carried)})"
-        query = self.embedder.encode([query_text])[0]
+        analysis = self.analyse(question)
+        query = self.embedder.encode([question])[0]
         return self.search_vector(analysis, query, limit)
 
     def search_vector(self, analysis: QuestionAnalysis, query: np.ndarray, limit: int = 8) -> Retrieval:
@@ -286,10 +262,7 @@ class Retriever:
         fused_norm = fused / fused.max()
         sentence_dense = self._sentence_matrix @ query
 
-        # A follow-up's own words lead; the names carried from the previous turn only steer.
-        weights = {
-            s: self.lexical.idf(s) * (CARRIED_WEIGHT if s in analysis.carried_stems else 1.0) for s in analysis.stems
-        }
+        weights = {s: self.lexical.idf(s) for s in analysis.stems}
         if analysis.focus in weights and analysis.focus in self.vocabulary.stems:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
@@ -309,8 +282,6 @@ class Retriever:
                 ScoredSentence(self.index.sentences[sentence_id], sentence_id, chunk_id, dense, lexical, score)
             )
         scored.sort(key=lambda s: s.score, reverse=True)
-        if self.reranker is not None and scored:
-            scored = self._rerank(analysis.text, scored)
 
         best_in_chunk: dict[int, float] = {}
         for item in scored:

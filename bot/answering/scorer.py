@@ -1,0 +1,118 @@
+"""Answer selection in one place: features of each candidate sentence -> one learned probability -> answer or refuse.
+
+The weights and the threshold are fitted by `storybot fit-scorer` (logistic regression with
+cross-validation on the tune questions) and stored in scorer.json beside the reader they were fitted
+with: nothing here is set by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.answering.lexical import normalize_word, words
+from bot.answering.reader import Reader, reader_text
+from bot.answering.retrieval import QuestionAnalysis, Retrieval, ScoredSentence
+from bot.answering.spans import answer_candidates
+
+SCORER_FILE = "scorer.json"
+READER_CANDIDATES = 8  # sentences the reader reads per question: one model pass each
+
+# Each candidate sentence is described by these numbers; the scorer weighs them.
+FEATURES = (
+    "reader",  # the reader's logit: does this sentence answer the question?
+    "reader_gap",  # its logit minus the best candidate's (0 for the best): close calls
+    "dense",  # MiniLM cosine of question and sentence
+    "lexical",  # IDF-weighted share of the question's words the sentence contains
+    "hybrid",  # dense + BM25 fused retrieval score of the sentence and its passage
+    "type_asked",  # the question asks for a type (who, when, where, how many, which)
+    "type_found",  # ... and the sentence holds a candidate of that type
+    "names_in_sentence",  # share of the names the question asks about that the sentence itself holds
+    "names_unknown",  # the question names something no article mentions
+    "names_apart",  # the question's names are in no single article together
+    "attribute_missing",  # "the population of ...": an attribute the article never names
+    "header",  # the sentence is a header line (title, outlet, date)
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    scored: ScoredSentence
+    features: tuple[float, ...]
+    probability: float
+
+
+def candidate_features(
+    analysis: QuestionAnalysis, candidates: Sequence[ScoredSentence], logits: np.ndarray
+) -> np.ndarray:
+    """The FEATURES of each candidate, one row each."""
+    best = float(logits.max()) if len(logits) else 0.0
+    asks_type = analysis.kind in {"who", "when", "where", "how_many", "which"}
+    rows = []
+    names = [set(entity.split()) for entity in analysis.entities]
+    for candidate, logit in zip(candidates, logits, strict=True):
+        spans = answer_candidates(analysis.text, analysis.kind, candidate.sentence.text, analysis.focus)
+        held = {normalize_word(w) for w in words(candidate.sentence.text)}
+        names_held = sum(name <= held for name in names) / len(names) if names else 1.0
+        rows.append(
+            (
+                float(logit),
+                float(logit) - best,
+                candidate.dense,
+                candidate.lexical,
+                candidate.score,
+                float(asks_type),
+                float(asks_type and bool(spans)),
+                names_held,
+                float(bool(analysis.unknown_entities)),
+                float(bool(analysis.unrelated)),
+                float(analysis.missing_attribute is not None),
+                float(candidate.sentence.role != "body"),
+            )
+        )
+    return np.asarray(rows, dtype=np.float64).reshape(len(candidates), len(FEATURES))
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Logistic regression over FEATURES, with the answering threshold chosen on the tune questions."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    mean: tuple[float, ...]  # features are standardised with the fit data's mean and spread
+    scale: tuple[float, ...]
+
+    @classmethod
+    def load(cls, directory: Path) -> Scorer:
+        data = json.loads((directory / SCORER_FILE).read_text(encoding="utf-8"))
+        if tuple(data["features"]) != FEATURES:
+            raise ValueError(f"{directory / SCORER_FILE} was fitted on other features; run `storybot fit-scorer`")
+        return cls(
+            tuple(data["weights"]), float(data["bias"]), float(data["threshold"]), tuple(data["mean"]),
+            tuple(data["scale"]),
+        )
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        z = ((features - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def score_candidates(retrieval: Retrieval, reader: Reader, scorer: Scorer) -> list[Candidate]:
+    """The reader reads the best retrieved sentences; the scorer turns everything into probabilities, best first."""
+    pool = retrieval.sentences[:READER_CANDIDATES]
+    if not pool:
+        return []
+    logits = reader.logits(retrieval.question.text, [reader_text(s.sentence.text, s.sentence.role) for s in pool])
+    features = candidate_features(retrieval.question, pool, logits)
+    probabilities = scorer.probabilities(features)
+    ranked = sorted(
+        (Candidate(s, tuple(f), float(p)) for s, f, p in zip(pool, features.tolist(), probabilities, strict=True)),
+        key=lambda c: c.probability,
+        reverse=True,
+    )
+    return ranked
