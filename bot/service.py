@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bot import status
 from bot.answering.answer import Answer, compose_answer
 from bot.answering.conversation import Session, make_turn, resolve
 from bot.answering.reranking import CrossEncoderReranker, Reranker
@@ -59,12 +60,12 @@ class StorybotService:
         build_dir = current_build(settings.index_dir)
         index: StoredIndex | None = None
         if build_dir is None:
-            log.warning("no index built in %s yet: building it now", settings.index_dir)
+            status.show(f"No index in {settings.index_dir} yet: building it now.")
         else:
             manifest = read_manifest(build_dir)
             reason = staleness(manifest, settings.corpus_dir, model_name, settings.chunk_max_chars)
             if reason:
-                log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
+                status.show(f"The index in {settings.index_dir} is out of date ({reason}): rebuilding it now.")
             else:
                 index = load_index(build_dir)
         if settings.reranker_model and not Path(resolve_model(settings.reranker_model)).exists():
@@ -94,7 +95,7 @@ class StorybotService:
         manifest = self.index.manifest
         reason = staleness(manifest, self.settings.corpus_dir, self.embedder.name, self.settings.chunk_max_chars)
         if reason:
-            log.warning("the index is stale (%s): rebuilding it while answering from the old one", reason)
+            status.show(f"The corpus changed ({reason}): rebuilding the index while answering from the old one.")
             self.rebuild()
         return reason
 
