@@ -70,7 +70,9 @@ class StorybotService:
                 index = load_index(build_dir)
         if settings.reranker_model and not Path(resolve_model(settings.reranker_model)).exists():
             os.environ.setdefault("HF_HUB_OFFLINE", "0")  # a hub reranker needs the hub
-        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        if embedder is None:
+            status.loading_model()  # the index is checked first, so a damaged one is reported before this wait
+            embedder = SentenceTransformerEmbedder(settings.embedding_model)
         if reranker is None and settings.reranker_model:
             reranker = CrossEncoderReranker(settings.reranker_model)
         if index is None:

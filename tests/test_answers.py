@@ -12,7 +12,6 @@ from bot.evaluation import format_report, load_cases, run_eval
 from bot.service import StorybotService
 
 from .conftest import DATA, DEV_QUESTIONS, SEED_ARTICLE, make_settings, read_jsonl
-from .test_index import run_cli
 
 
 def test_dev_questions_meet_the_floors(seed_service: StorybotService) -> None:
@@ -59,10 +58,10 @@ def test_questions_the_article_cannot_answer_are_refused(seed_service: StorybotS
     assert answer.to_json()["answer"] is None
 
 
-def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path) -> None:
+def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path, cli) -> None:
     settings = make_settings(tmp_path)
     questions = [c["q"] for c in read_jsonl(DEV_QUESTIONS)]
-    result = run_cli(["ask", "--json"], settings, stdin="\n".join(questions) + "\n\n")
+    result = cli(["ask", "--json"], settings, stdin="\n".join(questions) + "\n\n")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == len(questions)
@@ -84,12 +83,16 @@ def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path) -> None:
             assert data["answer"] is None
     # The index was missing, so the first command built it and said so.
     assert "building it now" in result.stderr
+    assert result.stderr.splitlines()[:2] == [  # plain status lines, no log format
+        f"No index in {settings.index_dir} yet: building it now.",
+        "Loading the model...",
+    ]
 
 
-def test_console_driven_through_stdin(tmp_path: Path) -> None:
+def test_console_driven_through_stdin(tmp_path: Path, cli) -> None:
     settings = make_settings(tmp_path)
     script = "What did Biden warn?\n\nsources\nhelp\nWho won the 2018 World Cup?\nfeedback bad wrong quote\nexit\nnever read\n"
-    result = run_cli([], settings, stdin=script)
+    result = cli([], settings, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Answer: U.S. President Joe Biden last week warned Putin" in out
@@ -102,23 +105,23 @@ def test_console_driven_through_stdin(tmp_path: Path) -> None:
     assert "\033[" not in out  # no colour when output is not a terminal
 
 
-def test_ask_one_question_plain_text(tmp_path: Path) -> None:
-    result = run_cli(["ask", "Which news agency did Ryabkov talk to?"], make_settings(tmp_path))
+def test_ask_one_question_plain_text(tmp_path: Path, cli) -> None:
+    result = cli(["ask", "Which news agency did Ryabkov talk to?"], make_settings(tmp_path))
     assert result.returncode == 0
     assert "RIA Novosti" in result.stdout.split("Sources")[0]
 
 
-def test_eval_command_prints_the_table(tmp_path: Path) -> None:
-    result = run_cli(["eval", str(DEV_QUESTIONS)], make_settings(tmp_path))
+def test_eval_command_prints_the_table(tmp_path: Path, cli) -> None:
+    result = cli(["eval", str(DEV_QUESTIONS)], make_settings(tmp_path))
     assert result.returncode == 0, result.stderr
     for label in ("answer accuracy", "hit@3", "abstention", "false abstentions", "precision", "<- chosen"):
         assert label in result.stdout
 
 
-def test_eval_rejects_a_malformed_file(tmp_path: Path) -> None:
+def test_eval_rejects_a_malformed_file(tmp_path: Path, cli) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": "fine", "expect": null}\nnot json\n')
-    result = run_cli(["eval", str(bad)], make_settings(tmp_path))
+    result = cli(["eval", str(bad)], make_settings(tmp_path))
     assert result.returncode == 1 and "line 2" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -165,7 +165,6 @@ def run_polling(settings: Settings) -> int:
     if settings.telegram_bot_token is None:
         raise ConfigError(NO_TOKEN)
     username = asyncio.run(check_token(settings))
-    status.loading_model()
     service = StorybotService.load(settings)
     application = build_application(settings, service)
     status.show(f"storybot is running as @{username}; press Ctrl-C to stop")
