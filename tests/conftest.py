@@ -138,6 +138,9 @@ def cli(
     monkeypatch.setattr(bot.service, "SentenceTransformerEmbedder", shared_model, raising=False)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    levels = {
+        name: logger.level for name, logger in logging.root.manager.loggerDict.items() if isinstance(logger, logging.Logger)
+    }
 
     def run(args: list[str], settings: Settings, stdin: str | bytes = "") -> CliResult:
         for name, value in (("CORPUS_DIR", settings.corpus_dir), ("INDEX_DIR", settings.index_dir)):
@@ -154,6 +157,9 @@ def cli(
         finally:
             root.handlers[:] = handlers  # main() sets up logging for a process; give pytest its own back
             root.setLevel(level)
+            for name, logger in logging.root.manager.loggerDict.items():  # main() quietens httpx and friends
+                if isinstance(logger, logging.Logger):
+                    logger.setLevel(levels.get(name, logging.NOTSET))
         out, err = capsys.readouterr()
         return CliResult(code, out, err)
 
