@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from bot import status
 from bot.config import Settings
-from bot.errors import ConfigError, StorybotError
+from bot.errors import ConfigError, IndexDamagedError, StorybotError
 
 if TYPE_CHECKING:  # imported where used: `storybot --help` and `rebuild` need no retrieval stack
     from bot.service import StorybotService
@@ -23,32 +24,109 @@ log = logging.getLogger("storybot")
 EXIT_OK, EXIT_ERROR = 0, 1  # StorybotError subclasses carry their own exit code (2 for config, corpus, index)
 
 
+EXAMPLES = """\
+examples:
+  storybot                                   chat about the articles in corpus/
+  storybot ask "What did Biden warn?"        answer one question
+  storybot ask --json < questions.txt        one JSON object per stdin line
+  storybot rebuild                           rebuild the index after changing corpus/
+  storybot eval tests/data/dev.jsonl         score answers against expected ones
+  storybot telegram                          run the Telegram bot (TELEGRAM_BOT_TOKEN in .env)
+
+exit codes: 0 done, 1 unexpected error, 2 a setting, the corpus or the index needs fixing, 130 Ctrl-C.
+Settings come from STORYBOT_* environment variables and .env (see .env.example).
+"""
+EVAL_FILE_HELP = (
+    'a JSON Lines file, one question per line: {"q": "...", "expect": ["a phrase the answer must hold", ...]}, '
+    'or "expect": null for a question the articles cannot answer (see tests/data/dev.jsonl); or a SQuAD 2.0 '
+    ".json file, whose articles are the corpus"
+)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("storybot")
+    except Exception:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
+    # argparse rather than Click or Typer: the commands are few and flat, main(argv) -> int stays a plain
+    # function the tests call in-process, and it adds no dependency to an install that is already heavy.
     parser = argparse.ArgumentParser(
         prog="storybot",
-        description="Ask a news story questions; every answer is quoted from the article with its source.",
-        epilog="With no command, storybot opens the interactive chat.",
+        description="Ask a news story questions; every answer is quoted from the article with its source.\n"
+        "With no command, storybot opens the interactive chat.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    ask = commands.add_parser("ask", help="answer one question, or each line of stdin")
-    ask.add_argument("question", nargs="*", help="the question (omit it to read one per stdin line)")
-    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
-    commands.add_parser("chat", help="the interactive chat (the default)")
-    commands.add_parser("rebuild", help="rebuild the index from the corpus")
-    commands.add_parser("telegram", help="run the Telegram bot (long polling)")
-    evaluate = commands.add_parser("eval", help="score answers on a question set (our JSON Lines, or SQuAD 2.0 JSON)")
-    evaluate.add_argument("file", type=Path, help="questions: .jsonl ({q, expect, doc}) or SQuAD 2.0 .json")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+
+    ask = command(
+        "ask",
+        "answer one question, or each line of stdin",
+        "Answer QUESTION, or each stdin line when no question is given, with one model load for all.\n"
+        'A stdin line may be {"q": "...", "session": "id"}: lines of one session share follow-up history.',
+    )
+    ask.add_argument("question", nargs="*", metavar="QUESTION", help="the question (omit it: one per stdin line)")
+    ask.add_argument(
+        "--json", action="store_true", help="print one JSON object per question (the fields are in the README)"
+    )
+    command(
+        "chat",
+        "the interactive chat (the default)",
+        "Chat about the articles: follow-up questions, 'sources', 'reset', 'feedback good|bad', 'exit'.",
+    )
+    command(
+        "rebuild",
+        "rebuild the index from the corpus",
+        "Read corpus/, split it into chunks, embed them and swap the new index in atomically.",
+    )
+    command(
+        "telegram",
+        "run the Telegram bot (long polling)",
+        "Run the Telegram bot with the token in TELEGRAM_BOT_TOKEN until Ctrl-C.",
+    )
+    evaluate = command(
+        "eval",
+        "score answers on a question set (our JSON Lines, or SQuAD 2.0 JSON)",
+        "Ask every question of FILE and report answer accuracy, hit@3, abstention, false refusals and the\n"
+        "accuracy/coverage curve over the answering threshold.",
+    )
+    evaluate.add_argument("file", type=Path, metavar="FILE", help=EVAL_FILE_HELP)
     evaluate.add_argument("--split", choices=["train", "dev", "test"], help="SQuAD: only the articles of this split")
     evaluate.add_argument("--corpus", type=Path, help="JSON Lines: the articles to answer from (default: the corpus)")
     evaluate.add_argument("--failures", action="store_true", help="list the questions answered wrong")
-    train = commands.add_parser("train-reader", help="fine-tune the answer reader from the bundled MiniLM weights")
+    train = command(
+        "train-reader",
+        "fine-tune the answer reader from the bundled MiniLM weights",
+        "Train storybot's reader (a MiniLM cross-encoder) on the SQuAD sample's train articles and our news\n"
+        "training questions, with a fixed seed; write the weights, reader.json and MODEL_CARD.md to OUT.",
+    )
     train.add_argument("--squad", type=Path, required=True, help="the SQuAD 2.0 sample (train-sample.json)")
     train.add_argument("--out", type=Path, required=True, help="folder for the weights, reader.json and model card")
     train.add_argument("--steps", type=int, default=1000, help="training steps of 32 pairs (default 1000)")
     train.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
-    fit = commands.add_parser("fit-scorer", help="fit the answer scorer and its threshold on the tune questions")
+    fit = command(
+        "fit-scorer",
+        "fit the answer scorer and its threshold on the tune questions",
+        "Fit the logistic-regression scorer of STORYBOT_READER_MODEL on the tune questions and the SQuAD dev\n"
+        "articles; write scorer.json (weights, threshold, calibration) beside the reader.",
+    )
     fit.add_argument("--squad", type=Path, required=True, help="the SQuAD 2.0 sample (its dev articles are used)")
-    bench = commands.add_parser("bench", help="measure latency, cold start, rebuild time and memory")
+    bench = command(
+        "bench",
+        "measure latency, cold start, rebuild time and memory",
+        "Measure warm answer latency, cold start, rebuild time and peak memory on this machine.",
+    )
     bench.add_argument("--questions", type=Path, help="JSON Lines questions (default: the bundled list)")
     bench.add_argument("--rounds", type=int, default=5, help="passes over the questions (default 5)")
     bench.add_argument("--telegram-load", action="store_true", help="also run 20 chats x 10 questions over HTTP")
@@ -87,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args, settings)
     except StorybotError as error:
+        if isinstance(error, IndexDamagedError):
+            log.info("damaged index: %s", error.detail)  # the library's own words, for the log only
         log.debug("command failed", exc_info=True)
         print(f"storybot: {error}", file=sys.stderr)
         return error.exit_code
@@ -142,9 +222,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.service import StorybotService
 
-    if command == "chat" and sys.stdin.isatty() and sys.stderr.isatty():
-        print("Loading the articles and the model...", file=sys.stderr, flush=True)  # a few seconds, once
-    service = StorybotService.load(settings)
+    service = StorybotService.load(settings)  # says "Loading the model..." before the silent seconds
     if command == "ask":
         return _ask(service, args)
     if command == "eval":
@@ -230,18 +308,22 @@ def _colour(stream: object) -> bool:
 
 
 def _rebuild(settings: Settings) -> int:
+    import time
+
     from tqdm import tqdm
 
     from bot.indexing.embedding import SentenceTransformerEmbedder
     from bot.service import rebuild_index
 
+    started = time.perf_counter()  # the whole command, model load included: what the user waited
+    status.loading_model()
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
     bar: tqdm | None = None
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, leave=False)
+            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, leave=True)
         bar.update(done - bar.n)
 
     report = rebuild_index(settings, embedder, progress)
@@ -250,7 +332,8 @@ def _rebuild(settings: Settings) -> int:
     index = report.index
     print(
         f"Rebuilt {settings.index_dir}: {len(index.documents)} document(s), {len(index.chunks)} chunks, "
-        f"{len(index.sentences)} sentences, model {index.manifest.model}, {report.seconds:.1f}s"
+        f"{len(index.sentences)} sentences, model {index.manifest.model}, "
+        f"{time.perf_counter() - started:.1f}s in all ({report.seconds:.1f}s reading, embedding and saving)"
     )
     for skipped in report.skipped:
         print(f"  skipped {skipped.name}: it {skipped.reason}")

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
     rate_limit_per_minute: int = Field(default=10, ge=1)
+    # Questions a user may ask at once before the per-minute rate applies (a token bucket's size).
+    rate_limit_burst: int = Field(default=10, ge=1)
     max_question_chars: int = Field(default=500, ge=10)
     # NoDecode: the environment gives "1,2,3", which is not JSON.
     allowed_chat_ids: Annotated[list[int] | None, NoDecode] = None

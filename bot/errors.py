@@ -3,13 +3,14 @@
 StorybotError
 ├── ConfigError          a setting is missing or wrong
 ├── CorpusError          no readable article in the corpus directory
-├── ModelLoadError       the embedding (or reranker) model cannot be loaded
+├── ModelLoadError       the embedding model or the reader cannot be loaded
 └── IndexError_          the built index cannot be used
     └── IndexDamagedError  a file of the index is unreadable or inconsistent
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -48,5 +49,16 @@ class IndexDamagedError(IndexError_):
 
     def __init__(self, path: Path, problem: str) -> None:
         self.path = path
-        self.problem = problem
-        super().__init__(f"the index file {path} is damaged ({problem}); run `storybot rebuild` to rebuild it")
+        self.detail = problem  # in full, for the log
+        self.problem = _without_library_text(problem)
+        super().__init__(f"the index file {path} is damaged ({self.problem}); run `storybot rebuild` to rebuild it")
+
+
+# FAISS reports a bad file with its C++ function and source path: "Error in void faiss::read_xb_vector(...) at
+# /project/faiss/...". That is for the log; the user is told the file is damaged and how to fix it.
+_LIBRARY_TEXT = re.compile(r"(:\s*)?(Error in |\S*faiss::|\S*/project/).*", re.S)
+
+
+def _without_library_text(problem: str) -> str:
+    """The problem without a library's internal message (C++ signatures, source paths)."""
+    return _LIBRARY_TEXT.sub("", problem).strip() or "unreadable"

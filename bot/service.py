@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import replace
 
+from bot import status
 from bot.answering.answer import Answer, compose_answer
 from bot.answering.conversation import Session, make_turn, resolve
 from bot.answering.reader import CrossEncoderReader, Reader, reader_path
@@ -61,15 +62,17 @@ class StorybotService:
         build_dir = current_build(settings.index_dir)
         index: StoredIndex | None = None
         if build_dir is None:
-            log.warning("no index built in %s yet: building it now", settings.index_dir)
+            status.show(f"No index in {settings.index_dir} yet: building it now.")
         else:
             manifest = read_manifest(build_dir)
             reason = staleness(manifest, settings.corpus_dir, model_name, settings.chunk_max_chars)
             if reason:
-                log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
+                status.show(f"The index in {settings.index_dir} is out of date ({reason}): rebuilding it now.")
             else:
                 index = load_index(build_dir)
-        embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        if embedder is None:
+            status.loading_model()  # the index is checked first, so a damaged one is reported before this wait
+            embedder = SentenceTransformerEmbedder(settings.embedding_model)
         reader = reader or load_reader(settings.reader_model)
         scorer = load_scorer(settings.reader_model)
         if index is None:
@@ -98,7 +101,7 @@ class StorybotService:
         manifest = self.index.manifest
         reason = staleness(manifest, self.settings.corpus_dir, self.embedder.name, self.settings.chunk_max_chars)
         if reason:
-            log.warning("the index is stale (%s): rebuilding it while answering from the old one", reason)
+            status.show(f"The corpus changed ({reason}): rebuilding the index while answering from the old one.")
             self.rebuild()
         return reason
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import re
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bot import cli as cli_module
 from bot.config import Settings
 from bot.indexing.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
 from bot.service import StorybotService
@@ -101,3 +106,61 @@ def fixture_service(real_embedder: SentenceTransformerEmbedder, tmp_path_factory
     for article in FIXTURE_CORPUS.iterdir():
         shutil.copy(article, corpus)
     return StorybotService.load(make_settings(root), real_embedder)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(
+    real_embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> CliRunner:
+    """`storybot ARGS` in-process through bot.cli.main(argv), sharing the session's model.
+
+    Call it as cli(args, settings, stdin=""): the settings' directories go in through the environment, as
+    a user would set them, and the working directory holds no .env.
+    """
+    import bot.indexing.embedding
+    import bot.service
+
+    def shared_model(name: str | None = None) -> SentenceTransformerEmbedder:
+        assert name in (None, real_embedder.name), f"tests share the bundled model, not {name}"
+        return real_embedder
+
+    monkeypatch.setattr(bot.indexing.embedding, "SentenceTransformerEmbedder", shared_model)
+    monkeypatch.setattr(bot.service, "SentenceTransformerEmbedder", shared_model, raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {
+        name: logger.level for name, logger in logging.root.manager.loggerDict.items() if isinstance(logger, logging.Logger)
+    }
+
+    def run(args: list[str], settings: Settings, stdin: str | bytes = "") -> CliResult:
+        for name, value in (("CORPUS_DIR", settings.corpus_dir), ("INDEX_DIR", settings.index_dir)):
+            monkeypatch.setenv(f"STORYBOT_{name}", str(value))
+        monkeypatch.setenv("STORYBOT_DATA_DIR", str(settings.data_dir))
+        monkeypatch.setenv("NO_COLOR", "1")
+        monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+        monkeypatch.chdir(settings.corpus_dir.parent)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+        capsys.readouterr()
+        try:
+            code = cli_module.main(args)
+        finally:
+            root.handlers[:] = handlers  # main() sets up logging for a process; give pytest its own back
+            root.setLevel(level)
+            for name, logger in logging.root.manager.loggerDict.items():  # main() quietens httpx and friends
+                if isinstance(logger, logging.Logger):
+                    logger.setLevel(levels.get(name, logging.NOTSET))
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run

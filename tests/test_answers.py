@@ -12,7 +12,6 @@ from bot.evaluation import load_jsonl, run_eval, summarise
 from bot.service import StorybotService
 
 from .conftest import DATA, DEV_QUESTIONS, SEED_ARTICLE, make_settings, read_jsonl
-from .test_index import run_cli
 
 
 def test_dev_questions_stay_at_least_as_good_as_before(seed_service: StorybotService) -> None:
@@ -52,10 +51,10 @@ def test_questions_the_article_cannot_answer_are_refused(seed_service: StorybotS
     assert answer.to_json()["answer"] is None
 
 
-def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path) -> None:
+def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path, cli) -> None:
     settings = make_settings(tmp_path)
     questions = [c["q"] for c in read_jsonl(DEV_QUESTIONS)]
-    result = run_cli(["ask", "--json"], settings, stdin="\n".join(questions) + "\n\n")
+    result = cli(["ask", "--json"], settings, stdin="\n".join(questions) + "\n\n")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == len(questions)
@@ -77,12 +76,16 @@ def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path) -> None:
             assert data["answer"] is None
     # The index was missing, so the first command built it and said so.
     assert "building it now" in result.stderr
+    assert result.stderr.splitlines()[:2] == [  # plain status lines, no log format
+        f"No index in {settings.index_dir} yet: building it now.",
+        "Loading the model...",
+    ]
 
 
-def test_console_driven_through_stdin(tmp_path: Path) -> None:
+def test_console_driven_through_stdin(tmp_path: Path, cli) -> None:
     settings = make_settings(tmp_path)
     script = "What did Biden warn?\n\nsources\nhelp\nWho won the 1998 Tour de France?\nfeedback bad wrong quote\nexit\nnever read\n"
-    result = run_cli([], settings, stdin=script)
+    result = cli([], settings, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     answer_line = next(line for line in out.splitlines() if "Answer: " in line)
@@ -96,23 +99,23 @@ def test_console_driven_through_stdin(tmp_path: Path) -> None:
     assert "\033[" not in out  # no colour when output is not a terminal
 
 
-def test_ask_one_question_plain_text(tmp_path: Path) -> None:
-    result = run_cli(["ask", "Where did the Kremlin publish its account of the call?"], make_settings(tmp_path))
+def test_ask_one_question_plain_text(tmp_path: Path, cli) -> None:
+    result = cli(["ask", "Where did the Kremlin publish its account of the call?"], make_settings(tmp_path))
     assert result.returncode == 0
     assert result.stdout.startswith("Q: Where did the Kremlin publish its account of the call?")
 
 
-def test_eval_command_prints_the_table(tmp_path: Path) -> None:
-    result = run_cli(["eval", str(DEV_QUESTIONS)], make_settings(tmp_path))
+def test_eval_command_prints_the_table(tmp_path: Path, cli) -> None:
+    result = cli(["eval", str(DEV_QUESTIONS)], make_settings(tmp_path))
     assert result.returncode == 0, result.stderr
     for label in ("answer accuracy", "hit@3", "abstention", "false refusals", "coverage", "<- chosen"):
         assert label in result.stdout
 
 
-def test_eval_rejects_a_malformed_file(tmp_path: Path) -> None:
+def test_eval_rejects_a_malformed_file(tmp_path: Path, cli) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": "fine", "expect": null}\nnot json\n')
-    result = run_cli(["eval", str(bad)], make_settings(tmp_path))
+    result = cli(["eval", str(bad)], make_settings(tmp_path))
     assert result.returncode == 1 and "line 2" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 from bot.service import StorybotService
 
-from .conftest import ROOT, SEED_ARTICLE, make_settings
+from .conftest import SEED_ARTICLE, FakeEmbedder, make_settings
 
 NASTY = [
     "",
@@ -31,51 +28,54 @@ NASTY = [
 ]
 
 
-def test_nasty_questions_get_answers_or_clear_refusals(seed_service: StorybotService) -> None:
+def _assert_answers_or_refuses(service: StorybotService, questions: list[str]) -> None:
     source = SEED_ARTICLE.read_text(encoding="utf-8")
-    rng = random.Random(3)
-    alphabet = "abcdefghijklmnopqrstuvwxyz ABC.,?!'\"-–—é漢字\n\t"
-    questions = NASTY + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(100)]
     for question in questions:
-        answer = seed_service.ask(question)
+        answer = service.ask(question)
         assert answer.answered or answer.reason
         for citation in answer.citations:
             assert source[citation.start : citation.end] == citation.text
         json.dumps(answer.to_json())
 
 
-def test_invalid_utf8_on_stdin_does_not_end_the_batch(tmp_path: Path) -> None:
+def test_nasty_questions_get_answers_or_clear_refusals(seed_service: StorybotService) -> None:
+    _assert_answers_or_refuses(seed_service, NASTY)
+
+
+def test_random_text_gets_answers_or_clear_refusals(tmp_path: Path) -> None:
+    # The plumbing, not the meaning, is under test: the fake embedder keeps 100 random strings fast.
+    service = StorybotService.load(make_settings(tmp_path), FakeEmbedder())
+    rng = random.Random(3)
+    alphabet = "abcdefghijklmnopqrstuvwxyz ABC.,?!'\"-–—é漢字\n\t"
+    _assert_answers_or_refuses(
+        service, ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(100)]
+    )
+
+
+def test_invalid_utf8_on_stdin_does_not_end_the_batch(tmp_path: Path, cli) -> None:
     settings = make_settings(tmp_path)
-    env = {**os.environ, "STORYBOT_CORPUS_DIR": str(settings.corpus_dir), "STORYBOT_INDEX_DIR": str(settings.index_dir)}
     stdin = (
         b'What did Biden warn?\n\xff\xfe bad bytes \xc3\n{"q": 5}\n{broken json\nWho did Putin call later on Tuesday?\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "ask", "--json"], input=stdin, capture_output=True, env=env, cwd=ROOT, timeout=240
-    )
+    result = cli(["ask", "--json"], settings, stdin=stdin)
     assert result.returncode == 0, result.stderr
-    answers = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(answers) == 5
     assert answers[0]["answered"] and answers[-1]["answer"] == "French President Emmanuel Macron"
 
 
-def test_missing_corpus_directory_is_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "STORYBOT_CORPUS_DIR": str(tmp_path / "nowhere"), "STORYBOT_INDEX_DIR": str(tmp_path / "i")}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "rebuild"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240
-    )
+def test_missing_corpus_directory_is_one_line(tmp_path: Path, cli) -> None:
+    settings = make_settings(tmp_path)
+    result = cli(["rebuild"], settings.model_copy(update={"corpus_dir": tmp_path / "nowhere"}))
     assert result.returncode == 2
     assert "corpus directory" in result.stderr and "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_index_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+def test_index_dir_that_cannot_be_written_is_one_line(tmp_path: Path, cli) -> None:
     settings = make_settings(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    env = {**os.environ, "STORYBOT_CORPUS_DIR": str(settings.corpus_dir), "STORYBOT_INDEX_DIR": str(blocker)}
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "rebuild"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240
-    )
+    result = cli(["rebuild"], settings.model_copy(update={"index_dir": blocker}))
     assert result.returncode == 2
     assert "cannot write the index" in result.stderr and "Traceback" not in result.stderr
     assert blocker.read_text() == "not a directory"  # nothing lost

@@ -33,7 +33,7 @@ def test_env_example_is_a_valid_env_file(tmp_path: Path, monkeypatch: pytest.Mon
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     settings = Settings()
     assert settings.telegram_bot_token is None  # an empty token means none
-    assert settings.allowed_chat_ids is None and settings.reranker_model is None
+    assert settings.allowed_chat_ids is None and settings.reader_model == "storybot-reader"
     assert settings.rate_limit_per_minute == 10 and settings.top_k == 3
 
 

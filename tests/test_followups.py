@@ -9,7 +9,6 @@ from bot.answering.conversation import Session, Turn, leans_on_previous, resolve
 from bot.service import StorybotService
 
 from .conftest import make_settings
-from .test_index import run_cli
 
 CONVERSATIONS = [
     ("Who did Putin call later on Tuesday?", "What did he reiterate to him?", "reiterated the same demands"),
@@ -53,7 +52,7 @@ def test_resolution_rules() -> None:
     assert not leans_on_previous("hi") and not leans_on_previous("sanctions")  # short is not a follow-up
 
 
-def test_ask_batch_sessions_share_history(tmp_path: Path) -> None:
+def test_ask_batch_sessions_share_history(tmp_path: Path, cli) -> None:
     lines = [
         {"q": "What did Ryabkov say?", "session": "a"},
         {"q": "What did Biden warn?", "session": "b"},
@@ -62,7 +61,7 @@ def test_ask_batch_sessions_share_history(tmp_path: Path) -> None:
         {"q": "When did he warn?", "session": "b"},
     ]
     stdin = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines) + "\n"
-    result = run_cli(["ask", "--json"], make_settings(tmp_path), stdin=stdin)
+    result = cli(["ask", "--json"], make_settings(tmp_path), stdin=stdin)
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert [a["question"] for a in answers] == [

@@ -9,9 +9,9 @@ import re
 import pytest
 
 from bot.answering.answer import Answer, Citation
-from bot.telegram.format import emphasise, escape, render_answer, split_html
+from bot.telegram.format import emphasise, escape, render_answer, short_quote, split_html
 
-from .test_telegram import assert_telegram_html
+from .helpers import assert_telegram_html
 
 
 def test_escape_and_emphasis_keep_user_and_corpus_text_inert() -> None:
@@ -74,3 +74,46 @@ def test_split_cuts_a_word_without_spaces_and_never_an_entity() -> None:
 
 def test_short_text_is_one_part() -> None:
     assert split_html("<b>hi</b>") == ["<b>hi</b>"]
+
+
+SENTENCE = "U.S. President Joe Biden last week warned Putin of sanctions should Russian troops attack."
+
+
+def _cited(text: str, sentence: str, citations: list[Citation]) -> Answer:
+    return Answer(
+        question="q", answered=True, text=text, sentence=sentence, citations=citations, confidence=1.0, key_terms=()
+    )
+
+
+def test_the_answer_sentence_is_not_repeated_in_full_under_sources() -> None:
+    alone = Citation(1, "a.txt", "Talks", 10, 0, len(SENTENCE), SENTENCE, 1.0)
+    other = Citation(2, "a.txt", "Talks", 7, 0, 20, "Ryabkov warned Moscow.", 0.5)
+    rendered = render_answer(_cited(SENTENCE, SENTENCE, [alone, other]))
+    assert rendered.count("sanctions should Russian troops") == 1  # once, in the answer
+    assert "<b>[1]</b> “U.S. President Joe Biden last week warned Putin …”" in rendered
+    # One article: its title once, beside the heading; paragraphs per quote.
+    assert rendered.count("Talks") == 1 and "(paragraph 10)" in rendered and "(paragraph 7)" in rendered
+
+    passage = "Before it came a warning. " + SENTENCE + " After it, a reply."
+    around = Citation(1, "a.txt", "Talks", 10, 0, len(passage), passage, 1.0)
+    rendered = render_answer(_cited(SENTENCE, SENTENCE, [around]))
+    assert "“Before it came a warning. … After it, a reply.”" in rendered
+
+
+def test_a_narrowed_answer_keeps_its_sentence_as_the_source() -> None:
+    citation = Citation(1, "a.txt", "Talks", 10, 0, len(SENTENCE), SENTENCE, 1.0)
+    rendered = render_answer(_cited("Joe Biden", SENTENCE, [citation]))
+    assert rendered.startswith("<b>Joe Biden</b>") and f"“{SENTENCE}”" in rendered
+
+
+def test_sources_from_several_articles_name_each() -> None:
+    one = Citation(1, "a.txt", "Talks", 10, 0, len(SENTENCE), SENTENCE, 1.0)
+    two = Citation(2, "b.txt", "Harbour", 3, 0, 10, "Boats left.", 0.5)
+    rendered = render_answer(_cited(SENTENCE, SENTENCE, [one, two]))
+    assert "— <i>Talks</i>, paragraph 10" in rendered and "— <i>Harbour</i>, paragraph 3" in rendered
+
+
+def test_short_quote_clips_long_passages_at_a_word() -> None:
+    quote = short_quote("word " * 100)
+    assert len(quote) <= 200 and quote.endswith(" …") and "wor …" not in quote
+    assert short_quote("short one") == "short one"

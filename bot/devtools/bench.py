@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from bot.config import Settings
+from bot.devtools.stats import percentile
 from bot.service import StorybotService
 
 DEFAULT_QUESTIONS = [
@@ -28,13 +29,6 @@ DEFAULT_QUESTIONS = [
     "What is the stock price of Gazprom?",
 ]
 COLD_RUNS = 5
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def machine() -> str:

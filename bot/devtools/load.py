@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bot.devtools.bench import percentile
 from bot.devtools.loopback_api import LoopbackBotAPI
+from bot.devtools.stats import percentile
 from bot.service import StorybotService
 from bot.telegram.app import build_application, polling
 

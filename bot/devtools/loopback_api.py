@@ -155,6 +155,11 @@ class LoopbackBotAPI:
         message["reply_markup"] = params.get("reply_markup")
         return message
 
+    async def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages[int(params["message_id"])]
+        message["reply_markup"] = params.get("reply_markup")
+        return message
+
     # -- what the tests do ------------------------------------------------------------------------
 
     async def _push(self, update: dict[str, Any]) -> None:

@@ -66,8 +66,43 @@ def _source_line(title: str, paragraph: int) -> str:
     return f"— <i>{escape(title)}</i>, paragraph {paragraph}"
 
 
+QUOTE_CHARS = 200  # a source quote in the short form; "Show context" has the whole paragraphs
+_OPENING_WORDS = 8
+
+
+def clip(text: str, limit: int = QUOTE_CHARS) -> str:
+    """Text cut to at most `limit` characters at a word boundary, with "…" where it was cut."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit - 1)
+    return text[: cut if cut > 0 else limit - 1].rstrip(" ,;:") + " …"
+
+
+def short_quote(text: str, shown: str | None = None, limit: int = QUOTE_CHARS) -> str:
+    """A citation as a short quote; `shown`, the sentence the reply already printed, is not repeated.
+
+    The rest of the passage stays, with "…" where the shown sentence stood; a passage that is only that
+    sentence shrinks to its opening words.
+    """
+    text = _one_line(text)
+    if shown:
+        sentence = _one_line(shown)
+        before, found, after = text.partition(sentence)
+        if found:
+            before, after = before.strip(), after.strip()
+            if not (before or after):
+                words = sentence.split()
+                return sentence if len(words) <= _OPENING_WORDS else " ".join(words[:_OPENING_WORDS]) + " …"
+            return clip(" ".join(part for part in (before, "…", after) if part), limit)
+    return clip(text, limit)
+
+
 def render_answer(answer: Answer) -> str:
-    """The short form: the answer with key words emphasised, then numbered citations."""
+    """The short form: the answer with key words emphasised, then short quotes of the sources.
+
+    Each thing is said once: the answering sentence is not quoted again in full under Sources, and the
+    article title is written once when every source comes from the same article.
+    """
     if not answer.answered or not answer.text:
         parts = [f"🤷 <b>{escape(answer.reason or 'The article does not say.')}</b>"]
         if answer.citations:
@@ -76,16 +111,23 @@ def render_answer(answer: Answer) -> str:
             parts.append(f"<blockquote>{escape(_one_line(closest.text))}</blockquote>")
             parts.append(_source_line(closest.title, closest.paragraph))
         return "\n".join(parts)
-    if answer.sentence and answer.text != answer.sentence:
-        parts = [f"<b>{escape(_one_line(answer.text))}</b>"]  # a name, day, place or figure: the answer itself
-    else:
+    whole_sentence = not answer.sentence or answer.text == answer.sentence
+    if whole_sentence:
         parts = [emphasise(_one_line(answer.text), answer.key_terms)]
+    else:
+        parts = [f"<b>{escape(_one_line(answer.text))}</b>"]  # a name, day, place or figure: the answer itself
     if answer.corrections:
         parts.append(f"<i>{escape(_read_as(answer.corrections))}</i>")
-    parts += ["", "<b>Sources</b>"]
+    titles = {citation.title for citation in answer.citations}
+    one_article = len(titles) == 1
+    parts += ["", "<b>Sources</b>" + (f" — <i>{escape(next(iter(titles)))}</i>" if one_article else "")]
     for citation in answer.citations:
-        parts.append(f"<b>[{citation.n}]</b> “{escape(_one_line(citation.text))}”")
-        parts.append(_source_line(citation.title, citation.paragraph))
+        shown = answer.text if whole_sentence and citation.n == 1 else None
+        quote = f"<b>[{citation.n}]</b> “{escape(short_quote(citation.text, shown))}”"
+        if one_article:
+            parts.append(f"{quote} <i>(paragraph {citation.paragraph})</i>")
+        else:
+            parts.append(f"{quote} {_source_line(citation.title, citation.paragraph)}")
     return "\n".join(parts)
 
 

@@ -1,0 +1,81 @@
+"""Helpers shared by several test modules (test modules never import each other)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from bot.config import Settings
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+# Written out here rather than imported from bot.telegram.format, so the check does not trust the code it checks.
+ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+}
+_TAG = re.compile(r"<(/?)([a-z-]+)(?:\s[^<>]*)?>")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+
+def assert_telegram_html(text: str) -> None:
+    """Only Telegram's tags, balanced and properly nested; every < and & belongs to a tag or an entity."""
+    stack: list[str] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char == "<":
+            match = _TAG.match(text, position)
+            assert match, f"stray '<' at {position}: {text[position : position + 30]!r}"
+            closing, name = match.group(1), match.group(2)
+            assert name in ALLOWED_TAGS, f"tag <{name}> is not Telegram HTML"
+            if closing:
+                assert stack and stack[-1] == name, f"</{name}> closes {stack[-1:]} in {text!r}"
+                stack.pop()
+            else:
+                stack.append(name)
+            position = match.end()
+        elif char == "&":
+            match = _ENTITY.match(text, position)
+            assert match, f"stray '&' at {position}: {text[position : position + 30]!r}"
+            position = match.end()
+        else:
+            assert char != ">", f"stray '>' at {position}"
+            position += 1
+    assert not stack, f"unclosed tags {stack}"
+
+
+
+def run_cli(args: list[str], settings: Settings, stdin: str = "", timeout: int = 240) -> subprocess.CompletedProcess:
+    """`python -m bot ARGS` in a real subprocess (for the few smoke tests that need a real process)."""
+    env = {
+        **os.environ,
+        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "STORYBOT_INDEX_DIR": str(settings.index_dir),
+        "STORYBOT_DATA_DIR": str(settings.data_dir),
+        "NO_COLOR": "1",
+    }
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=settings.corpus_dir.parent,
+        timeout=timeout,
+    )
