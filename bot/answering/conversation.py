@@ -6,7 +6,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from bot.answering.lexical import content_words
+from bot.answering.lexical import content_words, words
 from bot.answering.retrieval import question_entities
 
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
@@ -54,7 +54,7 @@ def leans_on_previous(question: str) -> bool:
     """True for questions that need the one before: a personal pronoun, or an elliptical "And Macron?"."""
     if _SWITCH.match(question):
         return True
-    tokens = {w.lower() for w in re.findall(r"[A-Za-z']+", question)}
+    tokens = {w.lower() for w in words(question)}
     return bool(tokens & _PERSONAL_PRONOUNS)
 
 

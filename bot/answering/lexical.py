@@ -14,7 +14,9 @@ import Stemmer
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’.\-][A-Za-z0-9]+)*")
+# The one word tokenizer of the answering code: letters and digits of any script, with the apostrophes,
+# dots and hyphens inside a word ("Russia's", "U.S.", "Niinistö", "sea-wall") kept.
+WORD = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*")
 
 STOPWORDS = frozenset(
     [
@@ -184,7 +186,7 @@ _stemmer = Stemmer.Stemmer("english")
 
 def words(text: str) -> list[str]:
     """Word tokens as written (possessive 's and periods of "U.S." kept inside the token)."""
-    return _WORD.findall(text)
+    return WORD.findall(text)
 
 
 def normalize_word(word: str) -> str:
@@ -221,7 +223,7 @@ def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]
     wanted = {stem(normalize_word(t)) for t in key_terms if t}
     return [
         (match.start(), match.end())
-        for match in _WORD.finditer(text)
+        for match in WORD.finditer(text)
         if stem(normalize_word(match.group(0))) in wanted and match.group(0).lower() not in STOPWORDS
     ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.answering.lexical import STOPWORDS, normalize_word, stem
+from bot.answering.lexical import STOPWORDS, WORD, normalize_word, stem, words
 
 _TITLES = frozenset(
     """president prime minister deputy foreign defence defense secretary chancellor king queen prince mayor
@@ -67,7 +67,7 @@ _WHO_IS = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+(.+?)\s*\??\s*$", re.IGNO
 
 
 def _words(text: str) -> set[str]:
-    return {normalize_word(w) for w in re.findall(r"[\w’'.\-]+", text)} - {""}
+    return {normalize_word(w) for w in words(text)} - {""}
 
 
 def name_runs(sentence: str) -> list[tuple[int, int]]:
@@ -186,13 +186,13 @@ def answer_candidates(
 
 def _stems_near(sentence: str, start: int, end: int, after: int = 4) -> set[str]:
     """Stems of the words in sentence[start:end] and of the `after` words that follow."""
-    following = re.findall(r"[\w'’-]+", sentence[end:])[:after]
-    return {stem(normalize_word(w)) for w in re.findall(r"[\w'’-]+", sentence[start:end]) + following}
+    following = words(sentence[end:])[:after]
+    return {stem(normalize_word(w)) for w in words(sentence[start:end]) + following}
 
 
 def _focus_phrase(sentence: str, focus: str) -> tuple[int, int] | None:
     """ "Which agency ...?" -> "RIA Novosti state news agency": the named noun phrase ending in the focus noun."""
-    tokens = list(re.finditer(r"[\w’'\-]+(?:\.[\w]+)*", sentence))
+    tokens = list(WORD.finditer(sentence))
     for index, token in enumerate(tokens):
         if stem(normalize_word(token.group(0))) != focus:
             continue
