@@ -117,3 +117,16 @@ def test_short_quote_clips_long_passages_at_a_word() -> None:
     quote = short_quote("word " * 100)
     assert len(quote) <= 200 and quote.endswith(" …") and "wor …" not in quote
     assert short_quote("short one") == "short one"
+
+
+def test_the_likely_answer_inside_a_whole_sentence_is_bold() -> None:
+    from bot.answering.answer import Answer, Citation
+
+    sentence = "Putin reiterated the same demands in a call with French President Emmanuel Macron on Tuesday."
+    start = sentence.index("French")
+    end = sentence.index(" on Tuesday")
+    citation = Citation(1, "a.txt", "Title", 3, 0, len(sentence), sentence, 0.9)
+    answer = Answer("Who?", True, sentence, [citation], 0.9, sentence=sentence, highlight=(start, end))
+    html_text = render_answer(answer)
+    assert "<b>French President Emmanuel Macron</b> on Tuesday." in html_text
+    assert html_text.startswith("Putin reiterated the same demands in a call with <b>")

@@ -97,6 +97,17 @@ def short_quote(text: str, shown: str | None = None, limit: int = QUOTE_CHARS) -
     return clip(text, limit)
 
 
+def _bold_span(text: str, start: int, end: int) -> str:
+    """Escaped text on one line with text[start:end] in <b>."""
+    before, middle, after = text[:start], text[start:end], text[end:]
+    pieces = [
+        escape(_one_line(before)) + (" " if before[-1:].isspace() else ""),
+        f"<b>{escape(_one_line(middle))}</b>",
+        (" " if after[:1].isspace() else "") + escape(_one_line(after)),
+    ]
+    return "".join(pieces)
+
+
 def render_answer(answer: Answer) -> str:
     """The short form: the answer with key words emphasised, then short quotes of the sources.
 
@@ -112,7 +123,9 @@ def render_answer(answer: Answer) -> str:
             parts.append(_source_line(closest.title, closest.paragraph))
         return "\n".join(parts)
     whole_sentence = not answer.sentence or answer.text == answer.sentence
-    if whole_sentence:
+    if whole_sentence and answer.highlight:
+        parts = [_bold_span(answer.text, *answer.highlight)]  # the likely answer inside the sentence
+    elif whole_sentence:
         parts = [emphasise(_one_line(answer.text), answer.key_terms)]
     else:
         parts = [f"<b>{escape(_one_line(answer.text))}</b>"]  # a name, day, place or figure: the answer itself
