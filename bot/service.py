@@ -15,7 +15,7 @@ from bot.answering.reranking import CrossEncoderReranker, Reranker
 from bot.answering.retrieval import Retriever
 from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError, IndexError_
-from bot.indexing.corpus import read_corpus
+from bot.indexing.corpus import CorpusRules, read_corpus
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder, resolve_model
 from bot.indexing.index import (
     MANIFEST,
@@ -62,7 +62,9 @@ class StorybotService:
             log.warning("no index built in %s yet: building it now", settings.index_dir)
         else:
             manifest = read_manifest(build_dir)
-            reason = staleness(manifest, settings.corpus_dir, model_name, settings.chunk_max_chars)
+            reason = staleness(
+                manifest, settings.corpus_dir, model_name, settings.chunk_max_chars, corpus_rules(settings)
+            )
             if reason:
                 log.warning("the index in %s is stale (%s): rebuilding it now", settings.index_dir, reason)
             else:
@@ -92,7 +94,13 @@ class StorybotService:
     def refresh_if_stale(self) -> str | None:
         """Rebuild when the corpus files changed since the index was built; returns why, or None."""
         manifest = self.index.manifest
-        reason = staleness(manifest, self.settings.corpus_dir, self.embedder.name, self.settings.chunk_max_chars)
+        reason = staleness(
+            manifest,
+            self.settings.corpus_dir,
+            self.embedder.name,
+            self.settings.chunk_max_chars,
+            corpus_rules(self.settings),
+        )
         if reason:
             log.warning("the index is stale (%s): rebuilding it while answering from the old one", reason)
             self.rebuild()
@@ -140,6 +148,11 @@ class StorybotService:
         return [(n, info.paragraphs[n][2]) for n in numbers if n in info.paragraphs]
 
 
+def corpus_rules(settings: Settings) -> CorpusRules:
+    """Which corpus files are read: the same rules for building and for the staleness check."""
+    return CorpusRules(follow_symlinks=settings.follow_symlinks, max_file_bytes=settings.max_corpus_file_bytes)
+
+
 def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:
     """Read the corpus, build and atomically save a new index; the old one answers until the swap."""
     if not settings.corpus_dir.is_dir():
@@ -147,7 +160,7 @@ def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCall
     try:
         with build_lock(settings.index_dir):
             started = time.perf_counter()
-            corpus = read_corpus(settings.corpus_dir)
+            corpus = read_corpus(settings.corpus_dir, corpus_rules(settings))
             report = build_index(corpus, embedder, settings.chunk_max_chars, progress)
             save_index(report.index, settings.index_dir)
             seconds = time.perf_counter() - started
