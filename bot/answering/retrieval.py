@@ -33,6 +33,7 @@ CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
 CARRIED_WEIGHT = 0.3  # words carried over from the previous turn of a conversation
 RERANK_CANDIDATES = 8  # sentences the cross-encoder reads: one model pass each
 RERANK_WEIGHT = 0.5  # how far the cross-encoder's relevance (0..1, centred) moves a sentence
+RARE_WORD_LOOKUPS = 8  # words of one question checked against the model's vocabulary as possible names
 
 _QUESTION_KINDS = (
     ("how_many", re.compile(r"\bhow (many|much)\b|\bwhat (number|percentage|amount)\b", re.I)),
@@ -171,11 +172,14 @@ class Retriever:
         unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self.vocabulary.mentions(p))
         # Typed in lower case, a name is only visible as a rare word the articles never use: "what did zelensky say".
         named = {normalize_word(w) for p in written for w in p}
-        unknown += tuple(
+        absent = [
             w
             for w in dict.fromkeys(content_words(question))
-            if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None and self._rare.is_rare(w)
-        )
+            if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None
+        ]
+        # Each rare-word lookup scans the model's 30,000-word vocabulary (about 2 ms): unbounded, a long
+        # line of made-up words took seconds. A few suffice to tell that the question names the unknown.
+        unknown += tuple(w for w in absent[:RARE_WORD_LOOKUPS] if self._rare.is_rare(w))
         documents, unrelated = self._documents_about(written, phrases, terms)
         stems_ = tuple(dict.fromkeys([*(stem(t) for t in terms), *sorted(carried_stems)]))
         focus_match = _FOCUS.match(question)
