@@ -153,6 +153,14 @@ def corpus_rules(settings: Settings) -> CorpusRules:
     return CorpusRules(follow_symlinks=settings.follow_symlinks, max_file_bytes=settings.max_corpus_file_bytes)
 
 
+def question_too_long(question: str, max_chars: int) -> str | None:
+    """The polite refusal every front end gives a question over STORYBOT_MAX_QUESTION_CHARS, or None."""
+    length = len(question.strip())
+    if length <= max_chars:
+        return None
+    return f"That question is {length} characters long; please keep it under {max_chars} and ask one thing at a time."
+
+
 def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:
     """Read the corpus, build and atomically save a new index; the old one answers until the swap."""
     if not settings.corpus_dir.is_dir():

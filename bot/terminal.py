@@ -16,9 +16,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+def without_surrogates(text: str) -> str:
+    """`text` with lone surrogates (which cannot be written as UTF-8) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def printable(text: str, keep_newlines: bool = True) -> str:
     """`text` without terminal escape sequences and control characters; tabs (and newlines) kept."""
-    text = _SURROGATE.sub("\ufffd", text)
+    text = without_surrogates(text)
     text = _ESCAPE_SEQUENCE.sub("", text)
     text = _CONTROL.sub("", text)
     return text if keep_newlines else text.replace("\n", " ")
