@@ -73,9 +73,7 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
     """An answer and its citations, readable at a glance (nothing from the text can drive the terminal)."""
     lines: list[str] = []
     if answer.answered and answer.text:
-        lines.append(
-            style.green(style.bold("Answer: ")) + _emphasise(printable(answer.text), answer.key_terms, style)
-        )
+        lines.append(style.green(style.bold("Answer: ")) + _emphasise(printable(answer.text), answer.key_terms, style))
         if answer.corrections:
             read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.corrections.items())
             lines.append(style.dim(printable(f"(reading {read_as})")))

@@ -71,7 +71,9 @@ def test_fifo_folder_and_huge_file_are_skipped_with_warnings(tmp_path: Path, cap
     reasons = {s.name: s.reason for s in result.skipped}
     assert "not a regular file" in reasons["pipe.txt"]
     assert "is a directory" in reasons["2021"]
-    assert "over the 10,000-byte limit" in reasons["huge.txt"] and "STORYBOT_MAX_CORPUS_FILE_BYTES" in reasons["huge.txt"]
+    assert (
+        "over the 10,000-byte limit" in reasons["huge.txt"] and "STORYBOT_MAX_CORPUS_FILE_BYTES" in reasons["huge.txt"]
+    )
     for name in ("pipe.txt", "2021", "huge.txt"):
         assert f"skipping corpus file {name}" in caplog.text
     # The staleness check sees exactly what the build saw.
@@ -80,7 +82,9 @@ def test_fifo_folder_and_huge_file_are_skipped_with_warnings(tmp_path: Path, cap
 
 def test_the_size_limit_is_a_setting(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, max_corpus_file_bytes=1000)
-    (settings.corpus_dir / "small.txt").write_text("Small story\n\nA short article with enough words to be read as one.\n")
+    (settings.corpus_dir / "small.txt").write_text(
+        "Small story\n\nA short article with enough words to be read as one.\n"
+    )
     service = StorybotService.load(settings, FakeEmbedder())
     assert list(service.index.documents) == ["small.txt"]
     assert service.refresh_if_stale() is None  # skipped files do not make the index look stale forever

@@ -143,12 +143,23 @@ def test_escape_sequences_are_not_echoed(service: StorybotService) -> None:
 
 def test_cli_ask_batch_exits_0_with_one_line_per_question(tmp_path: Path, monkeypatch, capsys) -> None:
     settings = make_settings(tmp_path)
-    for name, value in {"CORPUS_DIR": settings.corpus_dir, "INDEX_DIR": settings.index_dir, "DATA_DIR": settings.data_dir}.items():
+    for name, value in {
+        "CORPUS_DIR": settings.corpus_dir,
+        "INDEX_DIR": settings.index_dir,
+        "DATA_DIR": settings.data_dir,
+    }.items():
         monkeypatch.setenv(f"STORYBOT_{name}", str(value))
     monkeypatch.setattr(
         "bot.service.SentenceTransformerEmbedder", lambda name: FakeEmbedder(dimension=384, name=BUNDLED_MODEL)
     )
-    stdin = 'What did Biden warn?\n{"q": "\\ud800 x"}\n' + '{"q": ' + "[" * 50_000 + "\n\n" + "x" * 2000 + "\nWho did Putin call?\n"
+    stdin = (
+        'What did Biden warn?\n{"q": "\\ud800 x"}\n'
+        + '{"q": '
+        + "[" * 50_000
+        + "\n\n"
+        + "x" * 2000
+        + "\nWho did Putin call?\n"
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     assert cli.main(["ask", "--json"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -179,7 +190,9 @@ def test_any_question_gets_an_answer_or_a_refusal(service: StorybotService, ques
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["q", "session", "x"]), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["q", "session", "x"]), children, max_size=3)
+    ),
     max_leaves=12,
 )
 
@@ -227,7 +240,9 @@ def test_question_cost_grows_linearly(service: StorybotService, monkeypatch) -> 
     rng = random.Random(8)
 
     def made_up(length: int) -> str:
-        text = " ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(5, 9))) for _ in range(length // 6))
+        text = " ".join(
+            "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(5, 9))) for _ in range(length // 6)
+        )
         return text[:length]
 
     small, small_lookups = _work(service, made_up(1_000), monkeypatch)
