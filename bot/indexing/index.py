@@ -379,7 +379,7 @@ def verify_files(build_dir: Path, manifest: Manifest) -> dict[str, bytes]:
         data = _read_regular(path)
         record = manifest.files.get(name)
         if record is None:
-            raise IndexDamagedError(path, "the manifest records no checksum for it")
+            raise IndexDamagedError(build_dir / MANIFEST, f"it records no checksum for {name}")
         if len(data) != record["size"]:
             raise IndexDamagedError(path, f"{len(data)} bytes, the manifest says {record['size']}")
         if hashlib.sha256(data).hexdigest() != record["sha256"]:
@@ -426,8 +426,13 @@ def _read_vectors(path: Path, data: bytes, dimension: int, count: int) -> faiss.
         raise IndexDamagedError(path, f"vectors have dimension {index.d}, the manifest says {dimension}")
     if index.ntotal != count:
         raise IndexDamagedError(path, f"holds {index.ntotal} vectors, the metadata lists {count}")
-    if count and not np.isfinite(index.reconstruct_n(0, count)).all():
+    vectors = index.reconstruct_n(0, count) if count else np.zeros((0, dimension), dtype=np.float32)
+    if not np.isfinite(vectors).all():
         raise IndexDamagedError(path, "holds NaN or infinite vectors")
+    norms = np.linalg.norm(vectors, axis=1)
+    # Every vector storybot writes has unit length (or is zero, for a text without words).
+    if not np.all((np.abs(norms - 1.0) < 1e-3) | (norms == 0)):
+        raise IndexDamagedError(path, "holds vectors that are not of unit length")
     return index
 
 
