@@ -200,6 +200,7 @@ def _run_cli(settings: Settings, monkeypatch, capsys, argv: list[str]) -> tuple[
     for name in ("corpus_dir", "index_dir", "data_dir"):
         monkeypatch.setenv(f"STORYBOT_{name.upper()}", str(getattr(settings, name)))
     monkeypatch.setattr("bot.service.SentenceTransformerEmbedder", lambda name: _fake())
+    monkeypatch.setattr("bot.logs.configure_logging", lambda *args, **kwargs: None)  # keep other tests' logging
     monkeypatch.setattr("bot.indexing.embedding.SentenceTransformerEmbedder", lambda name: _fake())
     code = cli.main(argv)
     captured = capsys.readouterr()

@@ -152,6 +152,7 @@ def test_cli_ask_batch_exits_0_with_one_line_per_question(tmp_path: Path, monkey
     monkeypatch.setattr(
         "bot.service.SentenceTransformerEmbedder", lambda name: FakeEmbedder(dimension=384, name=BUNDLED_MODEL)
     )
+    monkeypatch.setattr("bot.logs.configure_logging", lambda *args, **kwargs: None)  # keep other tests' logging
     stdin = (
         'What did Biden warn?\n{"q": "\\ud800 x"}\n'
         + '{"q": '
