@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     answer_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     history_turns: int = Field(default=4, ge=0, le=20)
 
+    # The corpus: what is read, and how much of it.
+    follow_symlinks: bool = False  # follow links that stay inside the corpus directory
+    max_corpus_file_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+
     # Telegram.
     telegram_bot_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL

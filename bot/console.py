@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -12,7 +13,10 @@ from bot.answering.answer import Answer
 from bot.answering.conversation import Session
 from bot.answering.lexical import key_word_spans
 from bot.feedback import FeedbackLog
-from bot.service import StorybotService
+from bot.service import StorybotService, question_too_long
+from bot.terminal import printable, without_surrogates
+
+log = logging.getLogger(__name__)
 
 ReadLine = Callable[[str], str]  # prompt -> line; raises EOFError at the end of input
 Write = Callable[[str], None]
@@ -66,21 +70,22 @@ def _emphasise(text: str, terms: Iterable[str], style: Style) -> str:
 
 
 def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
-    """An answer and its citations, readable at a glance."""
+    """An answer and its citations, readable at a glance (nothing from the text can drive the terminal)."""
     lines: list[str] = []
     if answer.answered and answer.text:
         if answer.highlight and style.enabled:
             start, end = answer.highlight
-            shown = answer.text[:start] + style.bold(answer.text[start:end]) + answer.text[end:]
+            text = answer.text
+            shown = printable(text[:start]) + style.bold(printable(text[start:end])) + printable(text[end:])
         else:
-            shown = _emphasise(answer.text, answer.key_terms, style)
+            shown = _emphasise(printable(answer.text), answer.key_terms, style)
         lines.append(style.green(style.bold("Answer: ")) + shown)
         if answer.corrections:
             read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.corrections.items())
-            lines.append(style.dim(f"(reading {read_as})"))
+            lines.append(style.dim(printable(f"(reading {read_as})")))
         heading = "Sources"
     else:
-        lines.append(style.yellow(answer.reason or "The article doesn't say."))
+        lines.append(style.yellow(printable(answer.reason or "The article doesn't say.")))
         heading = "Closest passage (not an answer)"
     # A refusal shows only the closest passage: more unrelated quotes would read like evidence.
     citations = answer.citations if answer.answered else answer.citations[:1]
@@ -88,9 +93,9 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
         lines.append(style.dim(heading + ":"))
     for citation in citations:
         offsets = f"{citation.doc} {citation.start}-{citation.end}"
-        where = f"{citation.title}, paragraph {citation.paragraph} ({offsets})"
+        where = printable(f"{citation.title}, paragraph {citation.paragraph} ({offsets})", keep_newlines=False)
         quote = textwrap.fill(
-            f"\u201c{' '.join(citation.text.split())}\u201d",
+            f"\u201c{' '.join(printable(citation.text).split())}\u201d",
             width=width,
             initial_indent="      ",
             subsequent_indent="      ",
@@ -104,7 +109,8 @@ def format_sources(service: StorybotService) -> str:
     lines = ["Articles in the corpus:"]
     for info in service.documents:
         details = ", ".join(part for part in (info.outlet, info.date) if part)
-        lines.append(f"  - {info.title}" + (f" ({details})" if details else "") + f"  [{info.name}]")
+        line = f"  - {info.title}" + (f" ({details})" if details else "") + f"  [{info.name}]"
+        lines.append(printable(line, keep_newlines=False))
     return "\n".join(lines)
 
 
@@ -142,7 +148,16 @@ def run_chat(
         elif lowered.split()[0] in {"feedback", "/feedback"}:
             write(_record_feedback(command, last, feedback))
         else:
-            last = service.ask(command, session)
+            refusal = question_too_long(command, service.settings.max_question_chars)
+            if refusal:
+                write(style.yellow(refusal))
+                continue
+            try:
+                last = service.ask(without_surrogates(command), session)
+            except Exception:  # a bug must not end the chat: log it, say so, take the next question
+                log.exception("could not answer %r", command[:200])
+                write(style.yellow("Sorry, something went wrong answering that. Please try another question."))
+                continue
             write(format_answer(last, style))
 
 
@@ -163,42 +178,70 @@ def _record_feedback(command: str, last: Answer | None, feedback: FeedbackLog | 
 class BatchQuestion:
     question: str
     session: str | None
+    error: str | None = None  # why the line cannot be asked, when it cannot
 
 
 def parse_batch_line(line: str) -> BatchQuestion | None:
-    """A stdin line of `ask`: plain text, or {"q": "...", "session": "id"} for follow-up tests."""
-    text = line.strip()
+    """A stdin line of `ask`: plain text, or {"q": "...", "session": "id"}; None for a blank line (skipped)."""
+    text = without_surrogates(line).strip()
     if not text:
         return None
     if text.startswith("{"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            return BatchQuestion(text, None)
+            return BatchQuestion(text, None)  # not JSON after all: the line is the question
+        except RecursionError:
+            return BatchQuestion(text, None, error="the line is JSON nested too deeply to read")
         if isinstance(data, dict) and isinstance(data.get("q"), str):
             session = data.get("session")
-            return BatchQuestion(data["q"], None if session is None else str(session))
+            # "\ud800" escapes decode to lone surrogates, which no tokenizer or UTF-8 output accepts.
+            question = without_surrogates(data["q"])
+            return BatchQuestion(question, None if session is None else without_surrogates(str(session)))
     return BatchQuestion(text, None)
 
 
+def _unanswered(question: str, error: str) -> dict[str, object]:
+    """The `ask --json` object of a line that got no answer: the usual fields, plus why."""
+    return {"question": question, "answered": False, "answer": None, "citations": [], "error": error}
+
+
 def answer_batch(service: StorybotService, lines: Iterable[str], write: Write, as_json: bool, style: Style) -> int:
-    """Answer each line in turn with one loaded model; returns how many questions were answered."""
+    """Answer each line in turn with one loaded model: one output per non-blank line, whatever happens.
+
+    Returns how many lines were handled (answered, refused, or reported as errors).
+    """
     sessions: dict[str, Session] = {}
     count = 0
     for line in lines:
         item = parse_batch_line(line)
         if item is None:
             continue
-        session = None
-        if item.session is not None:
-            session = sessions.setdefault(item.session, Session(max_turns=service.settings.history_turns))
-        answer = service.ask(item.question, session)
         count += 1
+        error = item.error or question_too_long(item.question, service.settings.max_question_chars)
+        answer = None
+        if error is None:
+            session = None
+            if item.session is not None:
+                session = sessions.setdefault(item.session, Session(max_turns=service.settings.history_turns))
+            try:
+                answer = service.ask(item.question, session)
+            except Exception as failure:  # one bad line must not cost the lines after it
+                log.warning("could not answer line %d: %s: %s", count, type(failure).__name__, failure)
+                log.debug("traceback", exc_info=True)
+                error = f"could not answer this line ({type(failure).__name__}); the other lines are unaffected"
         if as_json:
-            write(json.dumps(answer.to_json(), ensure_ascii=False))
+            data = answer.to_json() if answer is not None else _unanswered(item.question, error or "")
+            write(without_surrogates(json.dumps(data, ensure_ascii=False)))
+        elif answer is not None:
+            write(style.bold(printable(f"Q: {answer.question}")) + "\n" + format_answer(answer, style) + "\n")
         else:
-            write(style.bold(f"Q: {answer.question}") + "\n" + format_answer(answer, style) + "\n")
+            write(style.bold(printable(f"Q: {_shortened(item.question)}")) + "\n" + style.yellow(error or "") + "\n")
     return count
+
+
+def _shortened(question: str, limit: int = 200) -> str:
+    return question if len(question) <= limit else question[:limit] + "..."
 
 
 def history_file(data_dir: Path) -> Path:

@@ -16,7 +16,7 @@ from bot.answering.retrieval import Retriever
 from bot.answering.scorer import Scorer, score_candidates
 from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError, IndexError_, ModelLoadError
-from bot.indexing.corpus import read_corpus
+from bot.indexing.corpus import CorpusRules, read_corpus
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
 from bot.indexing.index import (
     MANIFEST,
@@ -65,7 +65,9 @@ class StorybotService:
             status.show(f"No index in {settings.index_dir} yet: building it now.")
         else:
             manifest = read_manifest(build_dir)
-            reason = staleness(manifest, settings.corpus_dir, model_name, settings.chunk_max_chars)
+            reason = staleness(
+                manifest, settings.corpus_dir, model_name, settings.chunk_max_chars, corpus_rules(settings)
+            )
             if reason:
                 status.show(f"The index in {settings.index_dir} is out of date ({reason}): rebuilding it now.")
             else:
@@ -99,7 +101,13 @@ class StorybotService:
     def refresh_if_stale(self) -> str | None:
         """Rebuild when the corpus files changed since the index was built; returns why, or None."""
         manifest = self.index.manifest
-        reason = staleness(manifest, self.settings.corpus_dir, self.embedder.name, self.settings.chunk_max_chars)
+        reason = staleness(
+            manifest,
+            self.settings.corpus_dir,
+            self.embedder.name,
+            self.settings.chunk_max_chars,
+            corpus_rules(self.settings),
+        )
         if reason:
             status.show(f"The corpus changed ({reason}): rebuilding the index while answering from the old one.")
             self.rebuild()
@@ -164,6 +172,19 @@ def load_scorer(reader_model: str) -> Scorer:
         raise ModelLoadError(f"cannot load the scorer of the reader {reader_model!r} ({error})") from None
 
 
+def corpus_rules(settings: Settings) -> CorpusRules:
+    """Which corpus files are read: the same rules for building and for the staleness check."""
+    return CorpusRules(follow_symlinks=settings.follow_symlinks, max_file_bytes=settings.max_corpus_file_bytes)
+
+
+def question_too_long(question: str, max_chars: int) -> str | None:
+    """The polite refusal every front end gives a question over STORYBOT_MAX_QUESTION_CHARS, or None."""
+    length = len(question.strip())
+    if length <= max_chars:
+        return None
+    return f"That question is {length} characters long; please keep it under {max_chars} and ask one thing at a time."
+
+
 def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:
     """Read the corpus, build and atomically save a new index; the old one answers until the swap."""
     if not settings.corpus_dir.is_dir():
@@ -171,7 +192,7 @@ def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCall
     try:
         with build_lock(settings.index_dir):
             started = time.perf_counter()
-            corpus = read_corpus(settings.corpus_dir)
+            corpus = read_corpus(settings.corpus_dir, corpus_rules(settings))
             report = build_index(corpus, embedder, settings.chunk_max_chars, progress)
             save_index(report.index, settings.index_dir)
             seconds = time.perf_counter() - started

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from bot.config import Settings
+from bot.indexing.index import INDEX_FILES, MANIFEST
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 # Written out here rather than imported from bot.telegram.format, so the check does not trust the code it checks.
@@ -79,3 +83,18 @@ def run_cli(args: list[str], settings: Settings, stdin: str = "", timeout: int =
         cwd=settings.corpus_dir.parent,
         timeout=timeout,
     )
+
+
+def resign_manifest(build_dir: Path) -> None:
+    """Record the index files' current sha256 and size in the manifest, as if the damage were built that way.
+
+    Gets damage past the checksums, so the checks behind them (schema, offsets, FAISS) are tested too.
+    """
+    path = build_dir / MANIFEST
+    manifest = json.loads(path.read_text())
+    for name in INDEX_FILES:
+        file = build_dir / name
+        if file.is_file():
+            data = file.read_bytes()
+            manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    path.write_text(json.dumps(manifest))

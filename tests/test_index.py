@@ -26,6 +26,7 @@ from bot.indexing.index import (
 from bot.service import StorybotService, rebuild_index
 
 from .conftest import FakeEmbedder, make_settings
+from .helpers import resign_manifest
 
 
 def built(settings: Settings, embedder: FakeEmbedder | None = None) -> Path:
@@ -169,6 +170,12 @@ def test_damaged_index_names_the_file(settings: Settings, file_name: str, damage
     damage(build_dir / file_name)
     with pytest.raises(IndexDamagedError) as caught:
         StorybotService.load(settings, FakeEmbedder())
+    assert file_name in str(caught.value) and "storybot rebuild" in str(caught.value)
+    if file_name != MANIFEST and (build_dir / file_name).exists():
+        assert "the manifest" in str(caught.value)  # caught by the recorded size or sha256 first
+        resign_manifest(build_dir)  # the checks behind the checksums
+        with pytest.raises(IndexDamagedError) as caught:
+            StorybotService.load(settings, FakeEmbedder())
     message = str(caught.value)
     assert file_name in message and problem in message and "storybot rebuild" in message
 

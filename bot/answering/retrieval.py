@@ -28,6 +28,7 @@ SENTENCE_CANDIDATES = 40  # sentences scored in full: the closest by cosine ...
 CHUNK_CANDIDATES = 12  # ... and every sentence of the best fused chunks
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
 CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
+RARE_WORD_LOOKUPS = 8  # words of one question checked against the model's vocabulary as possible names
 
 _QUESTION_KINDS = (
     ("how_many", re.compile(r"\bhow (many|much)\b|\bwhat (number|percentage|amount)\b", re.I)),
@@ -161,11 +162,14 @@ class Retriever:
         unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self.vocabulary.mentions(p))
         # Typed in lower case, a name is only visible as a rare word the articles never use: "what did zelensky say".
         named = {normalize_word(w) for p in written for w in p}
-        unknown += tuple(
+        absent = [
             w
             for w in dict.fromkeys(content_words(question))
-            if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None and self._rare.is_rare(w)
-        )
+            if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None
+        ]
+        # Each rare-word lookup scans the model's 30,000-word vocabulary (about 2 ms): unbounded, a long
+        # line of made-up words took seconds. A few suffice to tell that the question names the unknown.
+        unknown += tuple(w for w in absent[:RARE_WORD_LOOKUPS] if self._rare.is_rare(w))
         documents, unrelated = self._documents_about(written, phrases, terms)
         stems_ = tuple(dict.fromkeys(stem(t) for t in terms))
         focus_match = _FOCUS.match(question)

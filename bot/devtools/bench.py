@@ -60,6 +60,28 @@ def _timed_child(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
+def index_check_cost(service: StorybotService, runs: int = 5) -> str:
+    """What loading the index costs, and how much of it is checking the files against the manifest."""
+    from bot.indexing.index import load_index, read_manifest, verify_files
+
+    build_dir = service.index.path
+    if build_dir is None:
+        return "index load: not measured (the index was not loaded from disk)"
+    loads, checks = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        load_index(build_dir)
+        loads.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        verify_files(build_dir, read_manifest(build_dir))
+        checks.append(time.perf_counter() - started)
+    size = sum(path.stat().st_size for path in build_dir.iterdir()) / 1024
+    return (
+        f"index load, median of {runs}: {statistics.median(loads) * 1000:.1f} ms, of which reading and checking "
+        f"size + sha256 of the files ({size:.0f} KiB): {statistics.median(checks) * 1000:.1f} ms"
+    )
+
+
 def run_bench(settings: Settings, questions_path: Path | None, rounds: int, telegram_load: bool) -> int:
     questions = DEFAULT_QUESTIONS
     if questions_path:
@@ -69,6 +91,7 @@ def run_bench(settings: Settings, questions_path: Path | None, rounds: int, tele
     load_started = time.perf_counter()
     service = StorybotService.load(settings)
     print(f"in-process load (model + index): {time.perf_counter() - load_started:.2f}s")
+    print(index_check_cost(service))
 
     # Warm latency: answers and bare question encodings interleaved, so both see the same machine.
     for question in questions[:3]:

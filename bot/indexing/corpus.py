@@ -6,11 +6,16 @@ Offsets are into the file's decoded text exactly as stored (no newline translati
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bot.terminal import printable
 
 log = logging.getLogger(__name__)
 
@@ -105,56 +110,151 @@ class Corpus:
     file_hashes: dict[str, str]
 
 
-def corpus_files(corpus_dir: Path) -> list[Path]:
-    """The article files storybot reads, in a stable order."""
+DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CorpusRules:
+    """What counts as a corpus file; the build and the staleness check must use the same rules."""
+
+    follow_symlinks: bool = False  # links are followed only when they stay inside the corpus directory
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    path: Path | None  # the regular file to read, or None when the entry is skipped
+    skip: str | None = None  # why it is skipped (a warning), when it is
+
+
+def _scan(corpus_dir: Path, rules: CorpusRules) -> list[_Entry]:
+    """Every entry of the corpus directory that looks like an article or a folder, decided once.
+
+    Only regular files directly inside the directory are articles: a symlink could quote any file on
+    the machine, a FIFO would block the read, and a nested folder's files would need path-like names.
+    """
     if not corpus_dir.is_dir():
         return []
-    return sorted(
-        path
-        for path in corpus_dir.iterdir()
-        if path.suffix.lower() in CORPUS_SUFFIXES and path.is_file() and not path.name.startswith(".")
-    )
-
-
-def hash_corpus(corpus_dir: Path) -> dict[str, str]:
-    """sha256 of every corpus file by name; unreadable files hash to a marker so they still count."""
-    hashes = {}
-    for path in corpus_files(corpus_dir):
+    root = corpus_dir.resolve()
+    entries = []
+    for path in sorted(corpus_dir.iterdir()):
+        name = path.name
+        if name.startswith("."):
+            continue
         try:
-            hashes[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            info = path.lstat()
         except OSError as error:
-            hashes[path.name] = f"unreadable: {error.strerror}"
+            entries.append(_Entry(name, None, f"cannot be read ({error.strerror})"))
+            continue
+        is_article = path.suffix.lower() in CORPUS_SUFFIXES
+        if stat.S_ISDIR(info.st_mode):
+            entries.append(_Entry(name, None, "is a directory (nested folders are not read)"))
+        elif not is_article:
+            continue
+        elif stat.S_ISLNK(info.st_mode):
+            entries.append(_follow_link(path, root, rules))
+        elif not stat.S_ISREG(info.st_mode):
+            entries.append(_Entry(name, None, "is not a regular file (a device, FIFO or socket)"))
+        elif info.st_size > rules.max_file_bytes:
+            entries.append(_Entry(name, None, _too_big(info.st_size, rules)))
+        else:
+            entries.append(_Entry(name, path))
+    return entries
+
+
+def _follow_link(path: Path, root: Path, rules: CorpusRules) -> _Entry:
+    if not rules.follow_symlinks:
+        return _Entry(path.name, None, "is a symbolic link (not followed; see STORYBOT_FOLLOW_SYMLINKS)")
+    target = path.resolve()
+    if not target.is_relative_to(root) or target.parent != root:
+        return _Entry(path.name, None, "is a symbolic link to a file outside the corpus directory")
+    try:
+        info = target.stat()
+    except OSError as error:
+        return _Entry(path.name, None, f"is a broken symbolic link ({error.strerror})")
+    if not stat.S_ISREG(info.st_mode):
+        return _Entry(path.name, None, "is a symbolic link to something that is not a regular file")
+    if info.st_size > rules.max_file_bytes:
+        return _Entry(path.name, None, _too_big(info.st_size, rules))
+    return _Entry(path.name, target)
+
+
+def _too_big(size: int, rules: CorpusRules) -> str:
+    return f"is {size:,} bytes, over the {rules.max_file_bytes:,}-byte limit (STORYBOT_MAX_CORPUS_FILE_BYTES)"
+
+
+def _read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file, refusing a link or special file swapped in since the scan."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OSError(errno.EFBIG, "grew over the size limit while being read")
+    return data
+
+
+def corpus_files(corpus_dir: Path, rules: CorpusRules | None = None) -> list[Path]:
+    """The article files storybot reads, in a stable order."""
+    return [entry.path for entry in _scan(corpus_dir, rules or CorpusRules()) if entry.path is not None]
+
+
+def _marker(entry: _Entry) -> str:
+    # Skipped entries still count for staleness, by a marker that does not depend on their content.
+    return f"skipped: {entry.skip.split(' (')[0]}" if entry.skip else ""
+
+
+def hash_corpus(corpus_dir: Path, rules: CorpusRules | None = None) -> dict[str, str]:
+    """sha256 of every corpus file by name; skipped and unreadable files hash to a marker so they still count."""
+    rules = rules or CorpusRules()
+    hashes = {}
+    for entry in _scan(corpus_dir, rules):
+        if entry.path is None:
+            hashes[entry.name] = _marker(entry)
+            continue
+        try:
+            hashes[entry.name] = hashlib.sha256(_read_regular_file(entry.path, rules.max_file_bytes)).hexdigest()
+        except OSError as error:
+            hashes[entry.name] = f"unreadable: {error.strerror}"
     return hashes
 
 
-def read_corpus(corpus_dir: Path) -> Corpus:
+def read_corpus(corpus_dir: Path, rules: CorpusRules | None = None) -> Corpus:
     """Read every article in `corpus_dir`; files that cannot be used are skipped with a warning."""
+    rules = rules or CorpusRules()
     documents: list[Document] = []
     skipped: list[SkippedFile] = []
     hashes: dict[str, str] = {}
-    for path in corpus_files(corpus_dir):
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            hashes[path.name] = f"unreadable: {error.strerror}"
-            skipped.append(SkippedFile(path.name, f"cannot be read ({error.strerror})"))
+    for entry in _scan(corpus_dir, rules):
+        if entry.path is None:
+            hashes[entry.name] = _marker(entry)
+            skipped.append(SkippedFile(entry.name, entry.skip or "was skipped"))
             continue
-        hashes[path.name] = hashlib.sha256(raw).hexdigest()
+        try:
+            raw = _read_regular_file(entry.path, rules.max_file_bytes)
+        except OSError as error:
+            hashes[entry.name] = f"unreadable: {error.strerror}"
+            skipped.append(SkippedFile(entry.name, f"cannot be read ({error.strerror})"))
+            continue
+        hashes[entry.name] = hashlib.sha256(raw).hexdigest()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            skipped.append(SkippedFile(path.name, f"is not UTF-8 text (bad byte at offset {error.start})"))
+            skipped.append(SkippedFile(entry.name, f"is not UTF-8 text (bad byte at offset {error.start})"))
             continue
         if not text.strip():
-            skipped.append(SkippedFile(path.name, "is empty"))
+            skipped.append(SkippedFile(entry.name, "is empty"))
             continue
-        document = parse_document(path.name, text)
+        document = parse_document(entry.name, text)
         if not document.paragraphs:
-            skipped.append(SkippedFile(path.name, "has a header but no article text"))
+            skipped.append(SkippedFile(entry.name, "has a header but no article text"))
             continue
         documents.append(document)
     for item in skipped:
-        log.warning("skipping corpus file %s: it %s", item.name, item.reason)
+        log.warning("skipping corpus file %s: it %s", printable(item.name), item.reason)
     return Corpus(documents=documents, skipped=skipped, file_hashes=hashes)
 
 
