@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--squad", type=Path, required=True, help="the SQuAD 2.0 sample (train-sample.json)")
     train.add_argument("--out", type=Path, required=True, help="folder for the weights, reader.json and model card")
-    train.add_argument("--steps", type=int, default=1000, help="training steps of 32 pairs (default 1000)")
+    train.add_argument("--steps", type=int, default=900, help="training steps of 4 questions (default 900)")
     train.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
     fit = command(
         "fit-scorer",

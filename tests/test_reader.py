@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from bot.answering.reader import BUNDLED_READER_DIR, CONFIG_FILE, WEIGHTS_FILE, CrossEncoderReader, reader_text
 from bot.answering.scorer import FEATURES, SCORER_FILE
 from bot.devtools.squad import SquadArticle, SquadQuestion
-from bot.devtools.train_reader import Recipe, squad_pairs, train, write_reader
+from bot.devtools.train_reader import Recipe, retrieval_groups, train_listwise, write_reader
 
 from .conftest import FakeEmbedder
 
@@ -30,22 +29,29 @@ ARTICLE = SquadArticle(
 )
 
 
-def test_pairs_label_the_answer_sentence_and_make_negatives() -> None:
-    pairs = squad_pairs([ARTICLE], FakeEmbedder(), Recipe(), random.Random(1))
-    positives = [p for p in pairs if p.label == 1.0]
-    assert {p.text for p in positives} == {
-        "The harbour of Port Alder reopened on Monday.",
-        "The regional government paid most of the bill.",
-    }
-    # Every sentence of the unanswerable question's paragraph is a negative for it.
-    unanswerable = {p.text for p in pairs if p.question == "When was the harbour built?"}
-    assert len(unanswerable) >= 3 and all(p.label == 0.0 for p in pairs if p.question == "When was the harbour built?")
+def _groups(tmp_path: Path) -> list:
+    return retrieval_groups(
+        {ARTICLE.file_name: ARTICLE.document_text()},
+        [(q.question, list(q.answers) or None) for q in ARTICLE.questions],
+        FakeEmbedder(),
+        tmp_path,
+        size=4,
+        source="squad",
+    )
+
+
+def test_groups_hold_the_retrieved_candidates_labelled_by_the_answer(tmp_path: Path) -> None:
+    groups = {g.question: g for g in _groups(tmp_path)}
+    reopen = groups["When did the harbour reopen?"]
+    assert len(reopen.texts) == 4 and sum(reopen.labels) >= 1
+    assert all(("Monday" in t) == bool(label) for t, label in zip(reopen.texts, reopen.labels, strict=True))
+    # An unanswerable question's candidates are all negatives.
+    assert not any(groups["When was the harbour built?"].labels)
 
 
 def test_a_few_training_steps_write_a_reader_that_loads(tmp_path: Path) -> None:
-    pairs = squad_pairs([ARTICLE], FakeEmbedder(), Recipe(), random.Random(1))
-    recipe = Recipe(steps=2, batch_size=4, max_length=32, seed=3)
-    model, seconds = train(pairs, recipe, lambda _: None)
+    recipe = Recipe(steps=2, questions_per_step=2, max_length=32, seed=3)
+    model, seconds = train_listwise(_groups(tmp_path / "groups"), recipe, lambda _: None)
     write_reader(model, tmp_path, recipe, {"test": True}, seconds)
     assert json.loads((tmp_path / CONFIG_FILE).read_text())["max_length"] == 32
     # The frozen word embeddings are not shipped: they come from the bundled model at load time.

@@ -79,13 +79,20 @@ def candidate_features(
 
 @dataclass(frozen=True)
 class Scorer:
-    """Logistic regression over FEATURES, with the answering threshold chosen on the tune questions."""
+    """Two small learned models over FEATURES, with the threshold chosen on the tune questions.
 
-    weights: tuple[float, ...]
-    bias: float
-    threshold: float
+    - selection: a softmax over one question's candidates (a conditional logit), fitted so the sentence
+      that answers wins;
+    - answering: a logistic regression over the chosen candidate's features and its softmax share, fitted
+      to say how likely that candidate is right (0 when the article does not answer), i.e. calibrated.
+    """
+
     mean: tuple[float, ...]  # features are standardised with the fit data's mean and spread
     scale: tuple[float, ...]
+    selection: tuple[float, ...]
+    answering: tuple[float, ...]  # one weight per feature, then one for the share
+    answering_bias: float
+    threshold: float
 
     @classmethod
     def load(cls, directory: Path) -> Scorer:
@@ -93,26 +100,35 @@ class Scorer:
         if tuple(data["features"]) != FEATURES:
             raise ValueError(f"{directory / SCORER_FILE} was fitted on other features; run `storybot fit-scorer`")
         return cls(
-            tuple(data["weights"]), float(data["bias"]), float(data["threshold"]), tuple(data["mean"]),
-            tuple(data["scale"]),
+            mean=tuple(data["mean"]),
+            scale=tuple(data["scale"]),
+            selection=tuple(data["selection"]),
+            answering=tuple(data["answering"]),
+            answering_bias=float(data["answering_bias"]),
+            threshold=float(data["threshold"]),
         )
 
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        z = ((features - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.weights) + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+    def standardise(self, features: np.ndarray) -> np.ndarray:
+        return (features - np.asarray(self.mean)) / np.asarray(self.scale)
+
+    def choose(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(selection scores, probability that each candidate, if chosen, answers right)."""
+        standard = self.standardise(features)
+        scores = standard @ np.asarray(self.selection)
+        share = np.exp(scores - scores.max())
+        share /= share.sum()
+        z = np.hstack([standard, share[:, None]]) @ np.asarray(self.answering) + self.answering_bias
+        return scores, 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
 def score_candidates(retrieval: Retrieval, reader: Reader, scorer: Scorer) -> list[Candidate]:
-    """The reader reads the best retrieved sentences; the scorer turns everything into probabilities, best first."""
+    """The reader reads the best retrieved sentences; the scorer ranks them, the chosen one first, each with the
+    probability that it answers right."""
     pool = retrieval.sentences[:READER_CANDIDATES]
     if not pool:
         return []
     logits = reader.logits(retrieval.question.text, [reader_text(s.sentence.text, s.sentence.role) for s in pool])
     features = candidate_features(retrieval.question, pool, logits)
-    probabilities = scorer.probabilities(features)
-    ranked = sorted(
-        (Candidate(s, tuple(f), float(p)) for s, f, p in zip(pool, features.tolist(), probabilities, strict=True)),
-        key=lambda c: c.probability,
-        reverse=True,
-    )
-    return ranked
+    scores, probabilities = scorer.choose(features)
+    order = np.argsort(-scores, kind="stable")
+    return [Candidate(pool[i], tuple(features[i].tolist()), float(probabilities[i])) for i in order]

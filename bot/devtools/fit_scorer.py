@@ -45,14 +45,15 @@ def _fixture_corpus(work: Path) -> Path:
 
 def provisional_scorer(directory: Path) -> None:
     """A scorer that trusts the reader alone, so a fresh reader can be loaded to fit its real scorer."""
-    weights = [1.0 if name == "reader" else 0.0 for name in FEATURES]
+    n = len(FEATURES)
     data = {
         "features": list(FEATURES),
-        "weights": weights,
-        "bias": 0.0,
+        "mean": [0.0] * n,
+        "scale": [1.0] * n,
+        "selection": [1.0 if name == "reader" else 0.0 for name in FEATURES],
+        "answering": [1.0 if name == "reader" else 0.0 for name in FEATURES] + [0.0],
+        "answering_bias": 0.0,
         "threshold": 0.5,
-        "mean": [0.0] * len(FEATURES),
-        "scale": [1.0] * len(FEATURES),
         "provisional": True,
     }
     (directory / SCORER_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -82,64 +83,116 @@ def collect(
     return sets
 
 
-def _best_per_question(probabilities: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> dict[int, tuple[float, bool]]:
-    best: dict[int, tuple[float, bool]] = {}
-    for p, label, qid in zip(probabilities, labels, ids, strict=True):
-        if int(qid) not in best or p > best[int(qid)][0]:
-            best[int(qid)] = (float(p), bool(label))
-    return best
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # features, labels, qid, weight, answerable
+
+
+def _stack(sets: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase]]]) -> Rows:
+    offset, groups, weights, answerable = 0, [], [], []
+    for name, _, labels, ids, cases in sets:
+        groups += [int(i) + offset for i in ids]
+        weights += [1.0 if name.startswith("squad") else NEWS_WEIGHT] * len(labels)
+        answerable += [cases[int(i)].expect is not None for i in ids]
+        offset += len(cases)
+    features = np.vstack([s[1] for s in sets])
+    labels = np.concatenate([s[2] for s in sets])
+    return features, labels, np.asarray(groups), np.asarray(weights), np.asarray(answerable)
+
+
+def fit_selection(
+    standard: np.ndarray, labels: np.ndarray, groups: np.ndarray, weights: np.ndarray, c: float
+) -> np.ndarray:
+    """Conditional logit: per question, a softmax over its candidates should put its mass on the right ones."""
+    from scipy.optimize import minimize
+
+    questions = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    questions = [rows for rows in questions if labels[rows].any()]  # only questions with a right candidate teach it
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, gradient = 0.5 * float(w @ w) / c, w / c
+        for rows in questions:
+            scores = standard[rows] @ w
+            top = scores.max()
+            p = np.exp(scores - top)
+            p /= p.sum()
+            right = labels[rows] > 0
+            mass = p[right].sum()
+            weight = weights[rows[0]]
+            total -= weight * np.log(mass + 1e-12)
+            q = np.where(right, p / max(mass, 1e-12), 0.0)  # the softmax restricted to the right candidates
+            gradient = gradient - weight * (standard[rows].T @ (q - p))
+        return total, gradient
+
+    result = minimize(loss, np.zeros(standard.shape[1]), jac=True, method="L-BFGS-B")
+    return np.asarray(result.x)
+
+
+def _chosen(standard: np.ndarray, groups: np.ndarray, selection: np.ndarray) -> dict[int, tuple[int, float]]:
+    """Per question: the row of the chosen candidate and its softmax share."""
+    chosen = {}
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        scores = standard[rows] @ selection
+        p = np.exp(scores - scores.max())
+        p /= p.sum()
+        best = int(np.argmax(scores))
+        chosen[int(g)] = (int(rows[best]), float(p[best]))
+    return chosen
 
 
 def fit(sets: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase]]], say: Say) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
-    features = np.vstack([s[1] for s in sets])
-    labels = np.concatenate([s[2] for s in sets])
-    offset, groups, weights = 0, [], []
-    answerable: dict[int, bool] = {}
-    for name, _, set_labels, ids, cases in sets:
-        groups += [int(i) + offset for i in ids]
-        weights += [1.0 if name.startswith("squad") else NEWS_WEIGHT] * len(set_labels)
-        for number, case in enumerate(cases):
-            answerable[number + offset] = case.expect is not None
-        offset += len(cases)
-    group_array, weight_array = np.asarray(groups), np.asarray(weights)
+    features, labels, groups, weights, answerable = _stack(sets)
     mean, scale = features.mean(axis=0), features.std(axis=0)
     scale[scale == 0] = 1.0
     standard = (features - mean) / scale
+    folds = list(GroupKFold(n_splits=5).split(standard, labels, groups))
 
-    # Out-of-fold probabilities (folds by question), to choose C and the threshold without fitting to them.
-    best_c, best_loss, out_of_fold = 1.0, float("inf"), np.zeros(len(labels))
-    for c in (0.01, 0.1, 1.0, 10.0):
-        predicted = np.zeros(len(labels))
-        for train_rows, test_rows in GroupKFold(n_splits=5).split(standard, labels, group_array):
-            model = LogisticRegression(C=c, max_iter=2000)
-            model.fit(standard[train_rows], labels[train_rows], sample_weight=weight_array[train_rows])
-            predicted[test_rows] = model.predict_proba(standard[test_rows])[:, 1]
-        eps = 1e-6
-        loss = -np.average(
-            labels * np.log(predicted + eps) + (1 - labels) * np.log(1 - predicted + eps), weights=weight_array
+    # 1. Selection: the regularisation with the most right choices out of fold (folds by question).
+    best_c, best_right, out_of_fold = 1.0, -1.0, {}
+    for c in (0.1, 1.0, 10.0, 100.0):
+        chosen: dict[int, tuple[int, float]] = {}
+        for train_rows, test_rows in folds:
+            w = fit_selection(standard[train_rows], labels[train_rows], groups[train_rows], weights[train_rows], c)
+            for g, (row, share) in _chosen(standard[test_rows], groups[test_rows], w).items():
+                chosen[g] = (int(test_rows[row]), share)
+        right = sum(weights[row] * labels[row] for row, _ in chosen.values())
+        say(f"  selection C={c}: {right:.0f} weighted right choices out of fold")
+        if right > best_right:
+            best_c, best_right, out_of_fold = c, right, chosen
+    selection = fit_selection(standard, labels, groups, weights, best_c)
+
+    # 2. Answering: is the chosen candidate right? Fitted on the out-of-fold choices, so it learns how
+    # often choices it has not seen are right.
+    question_ids = sorted(out_of_fold)
+    rows = np.asarray([out_of_fold[g][0] for g in question_ids])
+    z = np.hstack([standard[rows], np.asarray([[out_of_fold[g][1]] for g in question_ids])])
+    target = labels[rows] * answerable[rows]
+    z_weights = weights[rows]
+    predicted = np.zeros(len(rows))
+    for train_q, test_q in GroupKFold(n_splits=5).split(z, target, np.asarray(question_ids)):
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(
+            z[train_q], target[train_q], sample_weight=z_weights[train_q]
         )
-        if loss < best_loss:
-            best_c, best_loss, out_of_fold = c, float(loss), predicted
-    model = LogisticRegression(C=best_c, max_iter=2000).fit(standard, labels, sample_weight=weight_array)
+        predicted[test_q] = model.predict_proba(z[test_q])[:, 1]
+    answering = LogisticRegression(C=1.0, max_iter=2000).fit(z, target, sample_weight=z_weights)
 
-    best = _best_per_question(out_of_fold, labels, group_array)
-    threshold, table = choose_threshold(best, answerable, say)
-    calibration = calibration_table(best, answerable)
+    best = {g: (float(p), bool(target[i])) for i, (g, p) in enumerate(zip(question_ids, predicted, strict=True))}
+    is_answerable = {g: bool(answerable[out_of_fold[g][0]]) for g in question_ids}
+    threshold, table = choose_threshold(best, is_answerable, say)
     return {
         "features": list(FEATURES),
-        "weights": [round(float(w), 6) for w in model.coef_[0]],
-        "bias": round(float(model.intercept_[0]), 6),
-        "threshold": threshold,
         "mean": [float(m) for m in mean],
         "scale": [float(s) for s in scale],
-        "C": best_c,
-        "cv_log_loss": round(best_loss, 4),
+        "selection": [round(float(w), 6) for w in selection],
+        "answering": [round(float(w), 6) for w in answering.coef_[0]],
+        "answering_bias": round(float(answering.intercept_[0]), 6),
+        "threshold": threshold,
+        "selection_C": best_c,
         "fitted_on": [s[0] for s in sets],
         "threshold_table": table,
-        "calibration": calibration,
+        "calibration": calibration_table(best, is_answerable),
     }
 
 
