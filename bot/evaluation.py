@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.answering.answer import Answer
-from bot.answering.reader import reader_text
-from bot.answering.scorer import READER_CANDIDATES, candidate_features
+from bot.answering.scorer import read_candidates
 from bot.config import Settings
 from bot.errors import StorybotError
 from bot.service import StorybotService
@@ -222,14 +221,10 @@ def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> tuple
     """Features, labels (the sentence holds an expected phrase) and question ids of every reader candidate."""
     features, labels, ids = [], [], []
     for number, case in enumerate(cases):
-        retrieval = service.retriever.search(" ".join(case.question.split()))
-        pool = retrieval.sentences[:READER_CANDIDATES]
+        pool, rows = read_candidates(service.retriever.search(" ".join(case.question.split())), service.reader)
         if not pool:
             continue
-        logits = service.reader.logits(
-            retrieval.question.text, [reader_text(s.sentence.text, s.sentence.role) for s in pool]
-        )
-        features.append(candidate_features(retrieval.question, pool, logits))
+        features.append(rows)
         labels += [float(holds(s.sentence.text, case.expect)) for s in pool]
         ids += [number] * len(pool)
     return np.vstack(features), np.asarray(labels), np.asarray(ids)

@@ -121,14 +121,18 @@ class Scorer:
         return scores, 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
-def score_candidates(retrieval: Retrieval, reader: Reader, scorer: Scorer) -> list[Candidate]:
-    """The reader reads the best retrieved sentences; the scorer ranks them, the chosen one first, each with the
-    probability that it answers right."""
+def read_candidates(retrieval: Retrieval, reader: Reader) -> tuple[list[ScoredSentence], np.ndarray]:
+    """The best retrieved sentences and their FEATURES, the reader having read each with the question."""
     pool = retrieval.sentences[:READER_CANDIDATES]
+    logits = reader.logits(retrieval.question.text, [reader_text(s.sentence.text, s.sentence.role) for s in pool])
+    return pool, candidate_features(retrieval.question, pool, logits)
+
+
+def score_candidates(retrieval: Retrieval, reader: Reader, scorer: Scorer) -> list[Candidate]:
+    """The scorer ranks the candidates, the chosen one first, each with the probability that it answers right."""
+    pool, features = read_candidates(retrieval, reader)
     if not pool:
         return []
-    logits = reader.logits(retrieval.question.text, [reader_text(s.sentence.text, s.sentence.role) for s in pool])
-    features = candidate_features(retrieval.question, pool, logits)
     scores, probabilities = scorer.choose(features)
     order = np.argsort(-scores, kind="stable")
     return [Candidate(pool[i], tuple(features[i].tolist()), float(probabilities[i])) for i in order]

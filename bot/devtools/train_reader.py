@@ -79,6 +79,8 @@ def retrieval_groups(
     for question, expect in cases:
         retrieval = retriever.search(" ".join(question.split()), limit=max(8, size))
         pool = retrieval.sentences[:size]
+        if not pool:
+            continue  # nothing retrieved (no word of the question is in the articles): nothing to learn
         texts = [reader_text(s.sentence.text, s.sentence.role) for s in pool]
         labels = [float(_holds(s.sentence.text, expect)) for s in pool]
         if expect and not any(labels):
