@@ -50,9 +50,16 @@ def base_cross_encoder(base_model: str = BUNDLED_MODEL) -> Any:
     from sentence_transformers import CrossEncoder
 
     transformers.logging.set_verbosity_error()  # "newly initialized classifier" is expected: we train it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return CrossEncoder(base_ref, num_labels=1, device="cpu")
+    # "Converting SentenceTransformer model ... to CrossEncoder" is what we ask for, not news to the user.
+    converter_log = logging.getLogger("sentence_transformers.base.model")
+    level = converter_log.level
+    converter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return CrossEncoder(base_ref, num_labels=1, device="cpu")
+    finally:
+        converter_log.setLevel(level)
 
 
 def reader_path(setting: str) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bot.answering.reader import reader_path
-from bot.answering.scorer import FEATURES, SCORER_FILE
+from bot.answering.scorer import FEATURES, SCORER_FILE, Scorer
 from bot.config import Settings
 from bot.evaluation import EvalCase, candidate_rows, load_question_set, service_for
 from bot.service import StorybotService
@@ -63,7 +63,10 @@ def collect(
     settings: Settings, squad_file: Path, say: Say
 ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase]]]:
     """(set name, features, labels, question ids, cases) for every tune set."""
-    if not (reader_path(settings.reader_model) / SCORER_FILE).exists():
+    try:
+        Scorer.load(reader_path(settings.reader_model))
+    except (OSError, ValueError, KeyError, TypeError):
+        # No scorer yet, or one of another shape: the candidates' features do not depend on it.
         provisional_scorer(reader_path(settings.reader_model))
     base = StorybotService.load(settings)
     work = Path(tempfile.mkdtemp(prefix="storybot-fit-"))
@@ -247,7 +250,8 @@ def run_fit_scorer(settings: Settings, squad_file: Path, say: Say) -> dict[str, 
     result = fit(sets, say)
     path = reader_path(settings.reader_model) / SCORER_FILE
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    say("  weights: " + ", ".join(f"{n} {w:+.2f}" for n, w in zip(FEATURES, result["weights"], strict=True)))
+    weights = zip(FEATURES, result["selection"], strict=True)
+    say("  selection weights: " + ", ".join(f"{n} {w:+.2f}" for n, w in weights))
     say("  calibration (predicted probability of the best sentence -> share right):")
     for low, high, count, predicted, actual in result["calibration"]:
         say(f"    {low:.1f}-{high:.1f}  {count:>4} questions  predicted {predicted:.2f}  actual {actual:.2f}")

@@ -127,7 +127,7 @@ def build_groups(
         groups += retrieval_groups(
             files, [(i["q"], i.get("expect")) for i in items], embedder, work_dir / "news", size, "news"
         )
-        data["news_file"] = str(news_file)
+        data["news_file"] = str(news_file.relative_to(ROOT)) if news_file.is_relative_to(ROOT) else str(news_file)
         data["news_sha256"] = sha256_of(news_file)
     data["groups"] = {
         f"{source} {'answerable' if answerable else 'unanswerable'}": sum(
