@@ -69,11 +69,12 @@ def rules_results(question_set: QuestionSet, corpus: Path, work: Path) -> list[E
         env = {**os.environ, "PYTHONPATH": str(tree)}
         questions = "".join(json.dumps(c.question) + "\n" for c in question_set.cases)
         run = subprocess.run(
-            [sys.executable, "-c", _RULES_ADAPTER, str(corpus), str(work / "rules-index"), str(work / "rules-data")],
+            [sys.executable, "-c", _RULES_ADAPTER, str(corpus.resolve()), str(work / "rules-index"), str(work / "rules-data")],
             input=questions,
             capture_output=True,
             text=True,
             env=env,
+            cwd=tree,  # with -c the current directory comes first on sys.path: it must be the old tree
             check=True,
         )
     finally:
