@@ -135,4 +135,12 @@ def score_candidates(retrieval: Retrieval, reader: Reader, scorer: Scorer) -> li
         return []
     scores, probabilities = scorer.choose(features)
     order = np.argsort(-scores, kind="stable")
-    return [Candidate(pool[i], tuple(features[i].tolist()), float(probabilities[i])) for i in order]
+    ranked = [Candidate(pool[i], tuple(features[i].tolist()), float(probabilities[i])) for i in order]
+    role = retrieval.question.header_role
+    if role:
+        # A fact of the article's header: its header line answers, from the article the best candidate is in.
+        doc = ranked[0].scored.sentence.doc
+        header = [c for c in ranked if c.scored.sentence.role == role and c.scored.sentence.doc == doc]
+        if header:
+            ranked = [Candidate(header[0].scored, header[0].features, 1.0)] + [c for c in ranked if c is not header[0]]
+    return ranked

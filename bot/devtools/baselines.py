@@ -69,7 +69,7 @@ def rules_results(question_set: QuestionSet, corpus: Path, work: Path) -> list[E
         env = {**os.environ, "PYTHONPATH": str(tree)}
         questions = "".join(json.dumps(c.question) + "\n" for c in question_set.cases)
         run = subprocess.run(
-            [sys.executable, "-c", _RULES_ADAPTER, str(corpus.resolve()), str(work / "rules-index"), str(work / "rules-data")],
+            [sys.executable, "-c", _RULES_ADAPTER, str(corpus.resolve()), str(work / "old-index"), str(work / "data")],
             input=questions,
             capture_output=True,
             text=True,
@@ -113,7 +113,7 @@ def compare(question_set: QuestionSet, settings: Settings) -> str:
             _row("minilm", minilm_results(service, question_set)),
             _row("rules", rules_results(question_set, corpus, work)),
         ]
-        shutil.rmtree(work / "rules-index", ignore_errors=True)
+        shutil.rmtree(work / "old-index", ignore_errors=True)
     header = f"  {'system':<10}{'accuracy':>10}{'best snt':>10}{'hit@3':>8}{'abstention':>12}{'false ref':>10}"
     return "\n".join([f"{question_set.name} ({len(question_set.cases)} questions)", header, *rows])
 

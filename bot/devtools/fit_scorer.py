@@ -31,14 +31,19 @@ TUNE_SETS = (
     (DATA / "dev.jsonl", ROOT / "corpus"),
     (DATA / "heldout.jsonl", ROOT / "corpus"),
     (DATA / "fixture_questions.jsonl", None),  # the seed article and the fixture articles together
+    # The reader's news training questions too: its logits there are optimistic, but they hold most of our
+    # unanswerable questions (125), without which the scorer cannot learn when names mean "not in the article".
+    (DATA / "news_train" / "questions.jsonl", None),
 )
 NEWS_WEIGHT = 3.0  # a news question counts three SQuAD questions: news is what storybot is for
 
 
-def _fixture_corpus(work: Path) -> Path:
-    corpus = work / "fixture-corpus"
+def _combined_corpus(work: Path, name: str) -> Path:
+    """The seed article with the fixture articles (and, for the news training questions, their own)."""
+    corpus = work / f"{name}-corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    for path in [ROOT / "corpus" / "cgtn-putin-nato-talks.txt", *sorted((DATA / "fixture_corpus").iterdir())]:
+    folders = [DATA / "fixture_corpus"] + ([DATA / "news_train" / "corpus"] if name == "news_train" else [])
+    for path in [ROOT / "corpus" / "cgtn-putin-nato-talks.txt", *(p for f in folders for p in sorted(f.iterdir()))]:
         shutil.copy(path, corpus / path.name)
     return corpus
 
@@ -73,10 +78,11 @@ def collect(
     sets = []
     try:
         for path, corpus in TUNE_SETS:
-            question_set = load_question_set(path, corpus_dir=corpus or _fixture_corpus(work))
-            service = service_for(question_set, base, work / path.stem)
-            say(f"  {path.name}: {len(question_set.cases)} questions")
-            sets.append((path.name, *candidate_rows(service, question_set.cases), question_set.cases))
+            name = path.parent.name if path.stem == "questions" else path.stem
+            question_set = load_question_set(path, corpus_dir=corpus or _combined_corpus(work, name))
+            service = service_for(question_set, base, work / name)
+            say(f"  {name}: {len(question_set.cases)} questions")
+            sets.append((name, *candidate_rows(service, question_set.cases), question_set.cases))
         question_set = load_question_set(squad_file, split="dev")
         service = service_for(question_set, base, work / "squad-dev")
         say(f"  SQuAD dev articles: {len(question_set.cases)} questions")
