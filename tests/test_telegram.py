@@ -40,7 +40,7 @@ def bot_settings(tmp_path: Path, api: LoopbackBotAPI, **overrides: object) -> Se
 
 def service_for(settings: Settings, seed_service: StorybotService) -> StorybotService:
     """The seed index and model under this test's settings (limits, data dir)."""
-    return StorybotService(settings, seed_service.embedder, seed_service.index)
+    return seed_service.with_settings(settings)
 
 
 @contextlib.asynccontextmanager
