@@ -73,19 +73,19 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
     """An answer and its citations, readable at a glance (nothing from the text can drive the terminal)."""
     lines: list[str] = []
     if answer.answered and answer.text:
-        if answer.highlight and style.enabled:
-            start, end = answer.highlight
+        if answer.shown.highlight and style.enabled:
+            start, end = answer.shown.highlight
             text = answer.text
             shown = printable(text[:start]) + style.bold(printable(text[start:end])) + printable(text[end:])
         else:
-            shown = _emphasise(printable(answer.text), answer.key_terms, style)
+            shown = _emphasise(printable(answer.text), answer.shown.key_terms, style)
         lines.append(style.green(style.bold("Answer: ")) + shown)
-        if answer.corrections:
-            read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.corrections.items())
+        if answer.shown.corrections:
+            read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.shown.corrections.items())
             lines.append(style.dim(printable(f"(reading {read_as})")))
         heading = "Sources"
     else:
-        lines.append(style.yellow(printable(answer.reason or "The article doesn't say.")))
+        lines.append(style.yellow(printable(answer.shown.reason or "The article doesn't say.")))
         heading = "Closest passage (not an answer)"
     # A refusal shows only the closest passage: more unrelated quotes would read like evidence.
     citations = answer.citations if answer.answered else answer.citations[:1]

@@ -128,7 +128,7 @@ class EvalResult:
     @property
     def sentence_right(self) -> bool:
         """The sentence storybot would answer with holds an expected phrase (whether or not it answered)."""
-        return holds(self.answer.candidate, self.case.expect)
+        return holds(self.answer.trace.candidate, self.case.expect)
 
     @property
     def correct(self) -> bool:
@@ -175,7 +175,7 @@ def coverage_curve(results: Sequence[EvalResult], thresholds: Sequence[float]) -
     """(t, coverage, accuracy): answering when confidence >= t, the share answered and the share of those right."""
     rows = []
     for t in thresholds:
-        answered = [r for r in results if r.answer.candidate is not None and r.answer.confidence >= t]
+        answered = [r for r in results if r.answer.trace.candidate is not None and r.answer.trace.confidence >= t]
         right = sum(r.answerable and r.sentence_right for r in answered)
         rows.append((t, len(answered) / max(1, len(results)), right / len(answered) if answered else 1.0))
     return rows
@@ -211,7 +211,7 @@ def format_failures(results: Sequence[EvalResult]) -> str:
         return "failing questions: none"
     lines = ["failing questions:"]
     for r in failing:
-        got = r.answer.text if r.answer.answered else f"(not answered: {r.answer.reason})"
+        got = r.answer.text if r.answer.answered else f"(not answered: {r.answer.shown.reason})"
         expected = " | ".join(r.case.expect) if r.case.expect else "no answer"
         lines += [f"  - {r.case.question}", f"      expected: {expected}", f"      got:      {got}"]
     return "\n".join(lines)

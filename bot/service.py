@@ -133,10 +133,11 @@ class StorybotService:
         candidates = score_candidates(retrieval, self.reader, self.scorer)
         answer = compose_answer(retrieval, documents, candidates, self.threshold, self.settings.top_k)
         if session is not None:
-            is_span = answer.answered and answer.text != answer.sentence
+            is_span = answer.answered and answer.text != answer.shown.sentence
             session.remember(make_turn(resolved.text, answer.text, is_span))
         # The user is told what history filled in, the same way as spelling corrections.
-        return replace(answer, question=question, corrections={**resolved.read_as, **answer.corrections})
+        shown = replace(answer.shown, corrections={**resolved.read_as, **answer.shown.corrections})
+        return replace(answer, question=question, shown=shown)
 
     async def ask_async(self, question: str, session: Session | None = None) -> Answer:
         """ask() off the event loop: embedding is CPU work and must not block other chats."""

@@ -31,7 +31,7 @@ def test_every_answer_and_citation_is_verbatim(seed_service: StorybotService) ->
             assert len(citation.text) <= 500
         if answer.answered:
             assert answer.text and answer.text in answer.citations[0].text
-            assert source[answer.answer_start : answer.answer_end] == answer.text
+            assert source[answer.shown.answer_start : answer.shown.answer_end] == answer.text
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_every_answer_and_citation_is_verbatim(seed_service: StorybotService) ->
 )
 def test_questions_the_article_cannot_answer_are_refused(seed_service: StorybotService, question: str) -> None:
     answer = seed_service.ask(question)
-    assert not answer.answered and answer.text is None and answer.reason
+    assert not answer.answered and answer.text is None and answer.shown.reason
     assert answer.to_json()["answer"] is None
 
 
@@ -130,7 +130,7 @@ def test_a_follow_up_says_what_history_filled_in(seed_service: StorybotService) 
     session = Session()
     seed_service.ask("Who did Putin call later on Tuesday?", session)
     follow = seed_service.ask("What did he tell him?", session)
-    assert follow.corrections.get("he") == "Putin" and follow.question == "What did he tell him?"
+    assert follow.shown.corrections.get("he") == "Putin" and follow.question == "What did he tell him?"
     # A question that stands on its own is answered on its own: nothing is filled in.
     alone = seed_service.ask("What did Biden warn?", session)
-    assert not any(typed in {"he", "him", "his"} for typed in alone.corrections)
+    assert not any(typed in {"he", "him", "his"} for typed in alone.shown.corrections)

@@ -32,7 +32,7 @@ def _assert_answers_or_refuses(service: StorybotService, questions: list[str]) -
     source = SEED_ARTICLE.read_text(encoding="utf-8")
     for question in questions:
         answer = service.ask(question)
-        assert answer.answered or answer.reason
+        assert answer.answered or answer.shown.reason
         for citation in answer.citations:
             assert source[citation.start : citation.end] == citation.text
         json.dumps(answer.to_json())

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bot.answering.answer import Answer, Citation
+from bot.answering.answer import Answer, Citation, Shown
 from bot.telegram.format import emphasise, escape, render_answer, short_quote, split_html
 
 from .helpers import assert_telegram_html
@@ -23,7 +23,7 @@ def test_escape_and_emphasis_keep_user_and_corpus_text_inert() -> None:
 
 def _answer(text: str, quotes: list[str]) -> Answer:
     citations = [Citation(i + 1, "d.txt", "T <&> itle", 1, 0, len(q), q, 1.0) for i, q in enumerate(quotes)]
-    return Answer(question="q", answered=True, text=text, citations=citations, confidence=1.0, key_terms=("a",))
+    return Answer(question="q", answered=True, text=text, citations=citations, shown=Shown(key_terms=("a",)))
 
 
 def test_render_answer_is_valid_html_whatever_the_text() -> None:
@@ -81,7 +81,7 @@ SENTENCE = "U.S. President Joe Biden last week warned Putin of sanctions should 
 
 def _cited(text: str, sentence: str, citations: list[Citation]) -> Answer:
     return Answer(
-        question="q", answered=True, text=text, sentence=sentence, citations=citations, confidence=1.0, key_terms=()
+        question="q", answered=True, text=text, citations=citations, shown=Shown(sentence=sentence)
     )
 
 
@@ -120,13 +120,11 @@ def test_short_quote_clips_long_passages_at_a_word() -> None:
 
 
 def test_the_likely_answer_inside_a_whole_sentence_is_bold() -> None:
-    from bot.answering.answer import Answer, Citation
-
     sentence = "Putin reiterated the same demands in a call with French President Emmanuel Macron on Tuesday."
     start = sentence.index("French")
     end = sentence.index(" on Tuesday")
     citation = Citation(1, "a.txt", "Title", 3, 0, len(sentence), sentence, 0.9)
-    answer = Answer("Who?", True, sentence, [citation], 0.9, sentence=sentence, highlight=(start, end))
+    answer = Answer("Who?", True, sentence, [citation], Shown(sentence=sentence, highlight=(start, end)))
     html_text = render_answer(answer)
     assert "<b>French President Emmanuel Macron</b> on Tuesday." in html_text
     assert html_text.startswith("Putin reiterated the same demands in a call with <b>")

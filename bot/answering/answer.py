@@ -40,22 +40,36 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """How the front ends show an answer: not part of the JSON contract."""
+
+    reason: str | None = None  # why not answered, in words a reader understands
+    sentence: str | None = None  # the whole sentence the answer comes from
+    highlight: tuple[int, int] | None = None  # where in a whole-sentence answer the likely answer stands
+    key_terms: tuple[str, ...] = ()  # question words, for emphasis
+    corrections: dict[str, str] = field(default_factory=dict)  # "bidn" -> "biden", "he" -> "Putin"
+    answer_start: int | None = None  # offsets of the answer text in citations[0].doc
+    answer_end: int | None = None
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What evaluation reads: how sure storybot was, and what it would have answered."""
+
+    confidence: float = 0.0  # the scorer's probability that the chosen sentence answers right
+    candidate: str | None = None  # the chosen sentence, answered or not
+
+
+@dataclass(frozen=True)
 class Answer:
+    """The answer as every consumer gets it (the `ask --json` contract); display and eval data beside it."""
+
     question: str
     answered: bool
     text: str | None  # verbatim, from inside citations[0]; None when not answered
     citations: list[Citation]  # when not answered: the closest passages, not evidence
-    confidence: float
-    reason: str | None = None  # why not answered, in words a reader understands
-    answer_start: int | None = None  # offsets of `text` in citations[0].doc
-    answer_end: int | None = None
-    key_terms: tuple[str, ...] = field(default_factory=tuple)  # question words, for emphasis
-    candidate: str | None = None  # the best sentence, answered or not (for threshold tables)
-    sentence: str | None = None  # the whole sentence the answer comes from
-    corrections: dict[str, str] = field(default_factory=dict)  # misspelt word -> the corpus word it was read as
-    score_refusal: bool = False  # refused only because the confidence was under the threshold
-    # When the answer is a whole sentence: where in it the likely answer (a name, day, place, figure) stands.
-    highlight: tuple[int, int] | None = None
+    shown: Shown = field(default_factory=Shown)
+    trace: Trace = field(default_factory=Trace)
 
     def to_json(self) -> dict[str, Any]:
         """The `ask --json` contract: exactly these fields."""
@@ -117,15 +131,12 @@ def compose_answer(
 
     def not_answered(reason: str) -> Answer:
         return Answer(
-            candidate=best.scored.sentence.text if best else None,
-            score_refusal=reason == NOT_SAID,
             question=question.text,
             answered=False,
             text=None,
             citations=_citations(retrieval, documents, limit, best.scored.chunk_id if best else None),
-            confidence=confidence,
-            reason=reason,
-            key_terms=key_terms,
+            shown=Shown(reason=reason, key_terms=key_terms),
+            trace=Trace(confidence, best.scored.sentence.text if best else None),
         )
 
     if not question.terms and not question.entities:
@@ -144,18 +155,19 @@ def compose_answer(
     highlight = likely[0] if span is None and likely else None
     span = span or (0, len(sentence.text))
     return Answer(
-        highlight=highlight,
         question=question.text,
         answered=True,
         text=sentence.text[span[0] : span[1]],
         citations=citations,
-        confidence=confidence,
-        answer_start=sentence.start + span[0],
-        answer_end=sentence.start + span[1],
-        key_terms=key_terms,
-        candidate=sentence.text,
-        sentence=sentence.text,
-        corrections=dict(question.corrections),
+        shown=Shown(
+            sentence=sentence.text,
+            highlight=highlight,
+            key_terms=key_terms,
+            corrections=dict(question.corrections),
+            answer_start=sentence.start + span[0],
+            answer_end=sentence.start + span[1],
+        ),
+        trace=Trace(confidence, sentence.text),
     )
 
 

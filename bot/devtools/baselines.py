@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.answering.answer import Answer, Citation
+from bot.answering.answer import Answer, Citation, Trace
 from bot.config import Settings
 from bot.evaluation import EvalResult, QuestionSet, load_question_set, run_eval, service_for, summarise
 from bot.service import StorybotService
@@ -52,7 +52,7 @@ def minilm_results(service: StorybotService, question_set: QuestionSet) -> list[
         sentence = index.sentences[int(ids[0][0])]
         chunk = index.chunks[index.chunk_of_sentence[int(ids[0][0])]]
         citation = Citation(1, chunk.doc, "", chunk.paragraph, chunk.start, chunk.end, chunk.text, float(scores[0][0]))
-        answer = Answer(case.question, True, sentence.text, [citation], float(scores[0][0]), candidate=sentence.text)
+        answer = Answer(case.question, True, sentence.text, [citation], trace=Trace(float(scores[0][0]), sentence.text))
         results.append(EvalResult(case, answer))
     return results
 
@@ -84,7 +84,7 @@ def rules_results(question_set: QuestionSet, corpus: Path, work: Path) -> list[E
         data = json.loads(line)
         citations = [Citation(n, "", "", 0, 0, 0, text, 0.0) for n, text in enumerate(data["citations"], start=1)]
         answer = Answer(
-            case.question, data["answered"], data["text"], citations, data["confidence"], candidate=data["candidate"]
+            case.question, data["answered"], data["text"], citations, trace=Trace(data["confidence"], data["candidate"])
         )
         results.append(EvalResult(case, answer))
     return results

@@ -115,22 +115,22 @@ def render_answer(answer: Answer) -> str:
     article title is written once when every source comes from the same article.
     """
     if not answer.answered or not answer.text:
-        parts = [f"🤷 <b>{escape(answer.reason or 'The article does not say.')}</b>"]
+        parts = [f"🤷 <b>{escape(answer.shown.reason or 'The article does not say.')}</b>"]
         if answer.citations:
             closest = answer.citations[0]
             parts.append("\n<i>Closest passage (not an answer):</i>")
             parts.append(f"<blockquote>{escape(_one_line(closest.text))}</blockquote>")
             parts.append(_source_line(closest.title, closest.paragraph))
         return "\n".join(parts)
-    whole_sentence = not answer.sentence or answer.text == answer.sentence
-    if whole_sentence and answer.highlight:
-        parts = [_bold_span(answer.text, *answer.highlight)]  # the likely answer inside the sentence
+    whole_sentence = not answer.shown.sentence or answer.text == answer.shown.sentence
+    if whole_sentence and answer.shown.highlight:
+        parts = [_bold_span(answer.text, *answer.shown.highlight)]  # the likely answer inside the sentence
     elif whole_sentence:
-        parts = [emphasise(_one_line(answer.text), answer.key_terms)]
+        parts = [emphasise(_one_line(answer.text), answer.shown.key_terms)]
     else:
         parts = [f"<b>{escape(_one_line(answer.text))}</b>"]  # a name, day, place or figure: the answer itself
-    if answer.corrections:
-        parts.append(f"<i>{escape(_read_as(answer.corrections))}</i>")
+    if answer.shown.corrections:
+        parts.append(f"<i>{escape(_read_as(answer.shown.corrections))}</i>")
     titles = {citation.title for citation in answer.citations}
     one_article = len(titles) == 1
     parts += ["", "<b>Sources</b>" + (f" — <i>{escape(next(iter(titles)))}</i>" if one_article else "")]
@@ -147,7 +147,7 @@ def render_answer(answer: Answer) -> str:
 def render_context(answer: Answer, paragraphs: list[tuple[int, str]], title: str) -> str:
     """The wide form: the paragraphs around the answer, the answering sentence emphasised."""
     lines = [f"<b>In context</b> — <i>{escape(title)}</i>", ""]
-    answering = answer.sentence or answer.text
+    answering = answer.shown.sentence or answer.text
     for number, text in paragraphs:
         if answering and answering in text:
             before, _, after = text.partition(answering)
