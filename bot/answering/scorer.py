@@ -1,8 +1,9 @@
 """Answer selection in one place: features of each candidate sentence -> one learned probability -> answer or refuse.
 
-The weights and the threshold are fitted by `storybot fit-scorer` (logistic regression with
-cross-validation on the tune questions) and stored in scorer.json beside the reader they were fitted
-with: nothing here is set by hand.
+The weights and the threshold are fitted by `storybot fit-scorer` (a conditional logit that picks the
+candidate and a logistic regression that says how likely the pick is right, cross-validated by question
+on the tune questions) and stored in scorer.json beside the reader they were fitted with: nothing here
+is set by hand.
 """
 
 from __future__ import annotations

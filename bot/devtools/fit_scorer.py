@@ -1,4 +1,4 @@
-"""`storybot fit-scorer`: fit the answer scorer (logistic regression) and its threshold on the tune questions.
+"""`storybot fit-scorer`: fit the answer scorer (pick and answer models) and its threshold on the tune questions.
 
 Tune questions: our own tune split (tests/data/dev.jsonl, heldout.jsonl, fixture_questions.jsonl) and the
 SQuAD sample's dev articles. Never the test splits, never the reader's training questions (its logits
@@ -252,7 +252,7 @@ def calibration_table(best: dict[int, tuple[float, bool]], answerable: dict[int,
 def run_fit_scorer(settings: Settings, squad_file: Path, say: Say) -> dict[str, Any]:
     say("Collecting reader candidates on the tune questions...")
     sets = collect(settings, squad_file, say)
-    say("Fitting the scorer (logistic regression, 5-fold cross-validation by question)...")
+    say("Fitting the scorer (5-fold cross-validation by question)...")
     result = fit(sets, say)
     path = reader_path(settings.reader_model) / SCORER_FILE
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
