@@ -1,9 +1,9 @@
 """`storybot fit-scorer`: fit the answer scorer (pick and answer models) and its threshold on the tune questions.
 
-Tune questions: our own tune split (tests/data/dev.jsonl, heldout.jsonl, fixture_questions.jsonl) and the
-SQuAD sample's dev articles. Never the test splits, never the reader's training questions (its logits
-on those would be over-confident). Weights, threshold, cross-validated figures and a calibration table
-go to scorer.json beside the reader.
+Tune questions: our own tune split (tests/data/dev.jsonl, heldout.jsonl, fixture_questions.jsonl), the
+SQuAD sample's dev articles and our news training questions (the reader's logits there are optimistic,
+but they hold most of our unanswerable questions). Never the test splits. Weights, threshold,
+cross-validated figures and a calibration table go to scorer.json beside the reader.
 """
 
 from __future__ import annotations
