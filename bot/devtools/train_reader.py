@@ -25,6 +25,7 @@ from typing import Any
 from bot.answering.reader import CONFIG_FILE, WEIGHTS_FILE, base_cross_encoder, reader_text, save_reader_weights
 from bot.config import BUNDLED_MODEL
 from bot.devtools.squad import load_squad, split_of
+from bot.evaluation import holds
 from bot.indexing.embedding import Embedder
 
 Say = Callable[[str], None]
@@ -82,19 +83,15 @@ def retrieval_groups(
         if not pool:
             continue  # nothing retrieved (no word of the question is in the articles): nothing to learn
         texts = [reader_text(s.sentence.text, s.sentence.role) for s in pool]
-        labels = [float(_holds(s.sentence.text, expect)) for s in pool]
+        labels = [float(holds(s.sentence.text, expect)) for s in pool]
         if expect and not any(labels):
-            holding = [s for s in retrieval.sentences if _holds(s.sentence.text, expect)]
+            holding = [s for s in retrieval.sentences if holds(s.sentence.text, expect)]
             if not holding:
                 continue  # the answer is not a sentence of its own (split across two): no clean label
             texts[-1] = reader_text(holding[0].sentence.text, holding[0].sentence.role)
             labels[-1] = 1.0
         groups.append(Group(question, tuple(texts), tuple(labels), source))
     return groups
-
-
-def _holds(text: str, expect: Sequence[str] | None) -> bool:
-    return bool(expect) and any(e.lower() in text.lower() for e in expect or ())
 
 
 def build_groups(
