@@ -85,10 +85,16 @@ def _parser() -> argparse.ArgumentParser:
         "the interactive chat (the default)",
         "Chat about the articles: follow-up questions, 'sources', 'reset', 'feedback good|bad', 'exit'.",
     )
-    command(
+    rebuild = command(
         "rebuild",
         "rebuild the index from the corpus",
-        "Read corpus/, split it into chunks, embed them and swap the new index in atomically.",
+        "Read corpus/, split it into chunks, embed them and swap the new index in atomically. Only new and "
+        "changed articles are read and embedded, unless --full.",
+    )
+    rebuild.add_argument(
+        "--full",
+        action="store_true",
+        help="start from scratch instead of from the current build (texts embedded before still come from the cache)",
     )
     command(
         "telegram",
@@ -200,7 +206,7 @@ def _save_traceback(data_dir: Path) -> str:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command or "chat"
     if command == "rebuild":
-        return _rebuild(settings)
+        return _rebuild(settings, args.full)
     if command == "bench":
         from bot.devtools.bench import run_bench
 
@@ -307,7 +313,7 @@ def _colour(stream: object) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
 
-def _rebuild(settings: Settings) -> int:
+def _rebuild(settings: Settings, full: bool = False) -> int:
     import time
 
     from tqdm import tqdm
@@ -326,14 +332,15 @@ def _rebuild(settings: Settings) -> int:
             bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, leave=True)
         bar.update(done - bar.n)
 
-    report = rebuild_index(settings, embedder, progress)
+    report = rebuild_index(settings, embedder, progress, full=full)
     if bar is not None:
         bar.close()
     index = report.index
     print(
         f"Rebuilt {settings.index_dir}: {len(index.documents)} document(s), {len(index.chunks)} chunks, "
         f"{len(index.sentences)} sentences, model {index.manifest.model}, "
-        f"{time.perf_counter() - started:.1f}s in all ({report.seconds:.1f}s reading, embedding and saving)"
+        f"{time.perf_counter() - started:.1f}s in all ({report.seconds:.1f}s reading, embedding and saving; "
+        f"{report.reused} article(s) unchanged, {report.embedded} texts embedded)"
     )
     for skipped in report.skipped:
         print(f"  skipped {skipped.name}: it {skipped.reason}")

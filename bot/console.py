@@ -12,6 +12,7 @@ from pathlib import Path
 from bot.answering.answer import Answer
 from bot.answering.conversation import Session
 from bot.answering.lexical import key_word_spans
+from bot.errors import IndexDamagedError
 from bot.feedback import FeedbackLog
 from bot.service import StorybotService, question_too_long
 from bot.terminal import printable, without_surrogates
@@ -154,6 +155,10 @@ def run_chat(
                 continue
             try:
                 last = service.ask(without_surrogates(command), session)
+            except IndexDamagedError as error:  # found while reading a row: say which file and how to fix it
+                log.error("%s", error.detail)
+                write(style.yellow(str(error)))
+                continue
             except Exception:  # a bug must not end the chat: log it, say so, take the next question
                 log.exception("could not answer %r", command[:200])
                 write(style.yellow("Sorry, something went wrong answering that. Please try another question."))
@@ -226,6 +231,8 @@ def answer_batch(service: StorybotService, lines: Iterable[str], write: Write, a
                 session = sessions.setdefault(item.session, Session(max_turns=service.settings.history_turns))
             try:
                 answer = service.ask(item.question, session)
+            except IndexDamagedError:
+                raise  # not this line's fault: every line after it would fail the same way
             except Exception as failure:  # one bad line must not cost the lines after it
                 log.warning("could not answer line %d: %s: %s", count, type(failure).__name__, failure)
                 log.debug("traceback", exc_info=True)

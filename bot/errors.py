@@ -51,7 +51,9 @@ class IndexDamagedError(IndexError_):
         self.path = path
         self.detail = problem  # in full, for the log
         self.problem = _without_library_text(problem)
-        super().__init__(f"the index file {path} is damaged ({self.problem}); run `storybot rebuild` to rebuild it")
+        super().__init__(
+            f"the index file {path} is damaged ({self.problem}); run `storybot rebuild --full` to rebuild it"
+        )
 
 
 # FAISS reports a bad file with its C++ function and source path: "Error in void faiss::read_xb_vector(...) at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from bot.service import StorybotService
@@ -60,12 +61,18 @@ def candidate_questions(sentences: list[str]) -> list[str]:
     return list(dict.fromkeys(question for _, _, question in sorted(ranked)))
 
 
+EXAMPLE_SENTENCES = 400  # sentences the examples are drawn from
+EXAMPLE_ARTICLES = 5  # articles the examples try to cover
+
+
 def example_questions(service: StorybotService, count: int = 3) -> list[str]:
     """Up to `count` questions that storybot answers, from different sentences and, when it can, articles."""
     answerable: list[tuple[str, str]] = []  # (question, article it is answered from)
     answers_seen: set[str] = set()
     subjects_seen: set[str] = set()
-    for question in candidate_questions([s.text for s in service.index.sentences]):
+    # The first sentences of the corpus suffice: an archive of thousands of articles must not be read in full.
+    sentences = itertools.islice(service.index.sentences, EXAMPLE_SENTENCES)
+    for question in candidate_questions([s.text for s in sentences]):
         subject = question.split()[-2]  # one question per person keeps the examples varied
         if subject in subjects_seen:
             continue
@@ -74,7 +81,7 @@ def example_questions(service: StorybotService, count: int = 3) -> list[str]:
             answerable.append((question, answer.citations[0].doc))
             answers_seen.add(answer.text)
             subjects_seen.add(subject)
-        if len(answerable) >= count * max(1, len(service.documents)):
+        if len(answerable) >= count * max(1, min(len(service.documents), EXAMPLE_ARTICLES)):
             break
     # One question per article first, in the order found; then fill up from the rest.
     chosen: list[str] = []

@@ -16,7 +16,7 @@ from bot.answering.retrieval import Retriever
 from bot.answering.scorer import Scorer, score_candidates
 from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError, IndexError_, ModelLoadError
-from bot.indexing.corpus import CorpusRules, read_corpus
+from bot.indexing.corpus import CorpusRules
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
 from bot.indexing.index import (
     MANIFEST,
@@ -28,7 +28,6 @@ from bot.indexing.index import (
     current_build,
     load_index,
     read_manifest,
-    save_index,
     staleness,
 )
 
@@ -186,16 +185,27 @@ def question_too_long(question: str, max_chars: int) -> str | None:
     return f"That question is {length} characters long; please keep it under {max_chars} and ask one thing at a time."
 
 
-def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None) -> BuildReport:
-    """Read the corpus, build and atomically save a new index; the old one answers until the swap."""
+def rebuild_index(
+    settings: Settings, embedder: Embedder, progress: ProgressCallback | None = None, full: bool = False
+) -> BuildReport:
+    """Build and atomically swap in a new index; the old one answers until the swap.
+
+    Only new and changed articles are chunked and embedded, unless `full`.
+    """
     if not settings.corpus_dir.is_dir():
         raise CorpusError(f"the corpus directory {settings.corpus_dir} does not exist (STORYBOT_CORPUS_DIR)")
     try:
         with build_lock(settings.index_dir):
             started = time.perf_counter()
-            corpus = read_corpus(settings.corpus_dir, corpus_rules(settings))
-            report = build_index(corpus, embedder, settings.chunk_max_chars, progress)
-            save_index(report.index, settings.index_dir)
+            report = build_index(
+                settings.corpus_dir,
+                settings.index_dir,
+                embedder,
+                settings.chunk_max_chars,
+                corpus_rules(settings),
+                progress,
+                full=full,
+            )
             seconds = time.perf_counter() - started
     except OSError as error:
         raise IndexError_(
@@ -203,10 +213,12 @@ def rebuild_index(settings: Settings, embedder: Embedder, progress: ProgressCall
             "check STORYBOT_INDEX_DIR and its permissions"
         ) from error
     log.info(
-        "built the index in %s: %d documents, %d chunks, %.1fs",
+        "built the index in %s: %d documents (%d unchanged), %d chunks, %d texts embedded, %.1fs",
         settings.index_dir,
         len(report.index.documents),
+        report.reused,
         len(report.index.chunks),
+        report.embedded,
         seconds,
     )
-    return BuildReport(index=report.index, seconds=seconds, skipped=report.skipped)
+    return replace(report, seconds=seconds)

@@ -139,7 +139,9 @@ def cli(
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     levels = {
-        name: logger.level for name, logger in logging.root.manager.loggerDict.items() if isinstance(logger, logging.Logger)
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
     }
 
     def run(args: list[str], settings: Settings, stdin: str | bytes = "") -> CliResult:

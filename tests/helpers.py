@@ -36,6 +36,7 @@ ALLOWED_TAGS = {
 _TAG = re.compile(r"<(/?)([a-z-]+)(?:\s[^<>]*)?>")
 _ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 
+
 def assert_telegram_html(text: str) -> None:
     """Only Telegram's tags, balanced and properly nested; every < and & belongs to a tag or an entity."""
     stack: list[str] = []
@@ -61,7 +62,6 @@ def assert_telegram_html(text: str) -> None:
             assert char != ">", f"stray '>' at {position}"
             position += 1
     assert not stack, f"unclosed tags {stack}"
-
 
 
 def run_cli(args: list[str], settings: Settings, stdin: str = "", timeout: int = 240) -> subprocess.CompletedProcess:

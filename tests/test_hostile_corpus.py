@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.indexing.corpus import CorpusRules, hash_corpus, read_corpus
-from bot.indexing.index import build_index, load_index, save_index
+from bot.indexing.index import build_index, load_index
 from bot.service import StorybotService
 
 from .conftest import SEED_ARTICLE, FakeEmbedder, make_settings
@@ -116,6 +116,7 @@ def test_any_corpus_files_are_read_or_skipped_and_round_trip(files: dict[str, by
             for paragraph in document.paragraphs:
                 assert 0 <= paragraph.start < paragraph.end <= len(raw)
         # Whatever was read builds an index that passes every load-time check.
-        report = build_index(result, FakeEmbedder(), 500)
-        loaded = load_index(save_index(report.index, Path(temp) / "index"))
+        report = build_index(corpus, Path(temp) / "index", FakeEmbedder(), 500)
+        assert report.index.path is not None
+        loaded = load_index(report.index.path)
         assert loaded.chunks == report.index.chunks

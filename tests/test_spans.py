@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answering.spans import name_runs, narrow_span
+from bot.answering.spans import narrow_span
+from bot.indexing.terms import name_runs
 
 NIINISTO = (
     "In a phone call with Finnish President Sauli Niinisto, whose country has traditionally served as a middle "
@@ -78,7 +79,7 @@ def test_name_runs_drop_openers_and_possessives() -> None:
 
 
 def test_titled_names() -> None:
-    from bot.answering.spans import titled_names
+    from bot.indexing.terms import titled_names
 
     sentence = "Putin's comments came a day after Russia's Deputy Foreign Minister Sergei Ryabkov warned."
     assert titled_names(sentence) == [(("russia",), ("deputy", "foreign", "minister"), "Sergei Ryabkov")]

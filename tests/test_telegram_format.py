@@ -80,9 +80,7 @@ SENTENCE = "U.S. President Joe Biden last week warned Putin of sanctions should 
 
 
 def _cited(text: str, sentence: str, citations: list[Citation]) -> Answer:
-    return Answer(
-        question="q", answered=True, text=text, citations=citations, shown=Shown(sentence=sentence)
-    )
+    return Answer(question="q", answered=True, text=text, citations=citations, shown=Shown(sentence=sentence))
 
 
 def test_the_answer_sentence_is_not_repeated_in_full_under_sources() -> None:

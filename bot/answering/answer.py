@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,7 @@ class Answer:
 
 
 def _citations(
-    retrieval: Retrieval, documents: dict[str, DocumentInfo], limit: int, first_chunk: int | None
+    retrieval: Retrieval, documents: Mapping[str, DocumentInfo], limit: int, first_chunk: int | None
 ) -> list[Citation]:
     passages = list(retrieval.passages)
     if first_chunk is not None:
@@ -118,7 +119,7 @@ def refusal_reason(question: QuestionAnalysis) -> str:
 
 def compose_answer(
     retrieval: Retrieval,
-    documents: dict[str, DocumentInfo],
+    documents: Mapping[str, DocumentInfo],
     candidates: list[Candidate],
     threshold: float,
     limit: int = 3,

@@ -6,8 +6,8 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from bot.answering.lexical import content_words, words
 from bot.answering.retrieval import question_entities
+from bot.indexing.terms import content_words, words
 
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
 _OBJECT_PRONOUNS = re.compile(r"\b(him|her)\b(?!\s+(?:own|country|government|office|comments?|demands?)\b)", re.I)

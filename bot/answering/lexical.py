@@ -1,221 +1,19 @@
-"""Words: tokenizing, stop words, stemming, spelling correction against the corpus, and BM25 ranking."""
+"""Words against the corpus: spelling correction, "is this name mentioned?", IDF weights and BM25 ranking.
+
+Everything here reads the index's inverted maps (bot.indexing.metadata); nothing scans the corpus.
+"""
 
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-import bm25s
-import numpy as np
-import Stemmer
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
-# The one word tokenizer of the answering code: letters and digits of any script, with the apostrophes,
-# dots and hyphens inside a word ("Russia's", "U.S.", "Niinistö", "sea-wall") kept.
-WORD = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*")
-
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "tell",
-        "told",
-        "say",
-        "said",
-        "says",
-        "according",
-        "also",
-        "ever",
-        "s",
-        "t",
-        "don't",
-        "doesn't",
-        "didn't",
-        "isn't",
-        "wasn't",
-        "won't",
-        "can't",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "let",
-        "please",
-        "article",
-        "story",
-        "report",
-        "text",
-        "news",
-        "mention",
-        "mentioned",
-        "mentions",
-    ]
-)
-
-_stemmer = Stemmer.Stemmer("english")
-
-
-def words(text: str) -> list[str]:
-    """Word tokens as written (possessive 's and periods of "U.S." kept inside the token)."""
-    return WORD.findall(text)
-
-
-def normalize_word(word: str) -> str:
-    """Lower case, possessive and dots dropped: "Russia's" -> "russia", "U.S." -> "us"."""
-    word = word.lower().replace("’", "'")
-    if word.endswith("'s"):
-        word = word[:-2]
-    return word.replace(".", "").replace("'", "")
-
-
-def content_words(text: str) -> list[str]:
-    """Normalized words that carry meaning (stop words dropped), in order."""
-    result = []
-    for word in words(text):
-        if word.lower().replace("’", "'") in STOPWORDS:
-            continue
-        normal = normalize_word(word)
-        if normal and normal not in STOPWORDS:
-            result.append(normal)
-    return result
-
-
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    return str(_stemmer.stemWord(word))
-
-
-def stems(text: str) -> list[str]:
-    return [stem(w) for w in content_words(text)]
+from bot.indexing.metadata import MetadataStore
+from bot.indexing.terms import STOPWORDS, WORD, normalize_word, stem
 
 
 def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]:
@@ -253,13 +51,11 @@ def place_aliases() -> dict[str, frozenset[str]]:
 
 
 class Vocabulary:
-    """The words a text (a document, or the whole corpus) uses, for "is this name mentioned?"."""
+    """The words the articles use, for "is this name mentioned?" and spelling correction."""
 
-    def __init__(self, texts: Iterable[str]) -> None:
-        self.words: set[str] = set()
-        for text in texts:
-            self.words.update(content_words(text))
-        self.stems = {stem(w) for w in self.words}
+    def __init__(self, words: Mapping[str, str]) -> None:
+        self.words = set(words)  # word -> its stem, as the index stored them
+        self.stems = set(words.values())
 
     def form(self, word: str) -> str | None:
         """How this text writes a word: itself, or a country alias ("finland" -> "finnish"); None if absent."""
@@ -291,27 +87,26 @@ class RareWords:
 
 
 class LexicalIndex:
-    """BM25 over chunks plus the corpus vocabulary, built from the index's texts at load time."""
+    """BM25 over chunks, IDF over sentences and the corpus vocabulary, all from the index's metadata."""
 
-    def __init__(self, chunk_texts: Sequence[str], sentence_texts: Sequence[str]) -> None:
-        chunk_stems = [stems(t) for t in chunk_texts]
-        self.vocabulary = Vocabulary(chunk_texts)
-        self._vocabulary_list = sorted(self.vocabulary.words)
-        self.sentence_stems = [set(stems(t)) for t in sentence_texts]
+    def __init__(self, metadata: MetadataStore, sentence_count: int) -> None:
+        self._metadata = metadata
+        words = metadata.vocabulary()
+        self.vocabulary = Vocabulary(words)
+        self._vocabulary_list = sorted(words)
         # Document frequency over sentences: the unit the answer is chosen from.
-        frequency: Counter[str] = Counter()
-        for sentence in self.sentence_stems:
-            frequency.update(sentence)
-        total = max(len(self.sentence_stems), 1)
-        self._idf = {s: math.log(1 + (total - n + 0.5) / (n + 0.5)) for s, n in frequency.items()}
-        self.unknown_idf = math.log(1 + (total + 0.5) / 0.5)
-        self._bm25 = bm25s.BM25()
-        self._bm25.index([s or [""] for s in chunk_stems], show_progress=False)
-        self._chunk_count = len(chunk_texts)
+        self._total = max(sentence_count, 1)
+        self.unknown_idf = math.log(1 + (self._total + 0.5) / 0.5)
 
-    def idf(self, stem_: str) -> float:
-        """Inverse sentence frequency; words the corpus never uses weigh the most."""
-        return self._idf.get(stem_, self.unknown_idf)
+    def idfs(self, stems_: Iterable[str]) -> dict[str, float]:
+        """Inverse sentence frequency of each stem; words the corpus never uses weigh the most."""
+        wanted = list(dict.fromkeys(stems_))
+        counts = self._metadata.sentence_frequencies(wanted)
+        total = self._total
+        return {
+            s: math.log(1 + (total - counts[s] + 0.5) / (counts[s] + 0.5)) if s in counts else self.unknown_idf
+            for s in wanted
+        }
 
     def correct(self, word: str) -> str:
         """The corpus word a misspelt query word most likely meant ("bidn" -> "biden"), else the word."""
@@ -329,9 +124,30 @@ class LexicalIndex:
             return word
         return str(candidate)
 
-    def chunk_scores(self, query_stems: Iterable[str]) -> np.ndarray:
-        """BM25 score of every chunk for the query stems."""
-        known = [s for s in query_stems if s in self.vocabulary.stems]
-        if not known:
-            return np.zeros(self._chunk_count, dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+    def chunk_ranks(self, query_stems: Sequence[str], limit: int) -> dict[int, int]:
+        """1-based BM25 rank of the best `limit` chunks holding any query stem."""
+        best = self._metadata.bm25_chunks(query_stems, limit)
+        return {chunk_id: rank for rank, (chunk_id, _) in enumerate(best, start=1)}
+
+    def documents_with_form(self, word: str) -> frozenset[str]:
+        """Articles that use a word, its stem, or a country alias of it ("finland": those saying "finnish")."""
+        return self._metadata.documents_with("words", [word, *sorted(place_aliases().get(word, ()))]) | (
+            self._metadata.documents_with("stems", [stem(word)])
+        )
+
+    def documents_mentioning(self, phrase: Sequence[str]) -> frozenset[str]:
+        """Articles that use every word of a name, or its initials ("european union" -> "eu")."""
+        found: frozenset[str] | None = None
+        for word in phrase:
+            with_word = self.documents_with_form(word)
+            found = with_word if found is None else found & with_word
+        if len(phrase) > 1:
+            found = (found or frozenset()) | self._metadata.documents_with("words", ["".join(w[0] for w in phrase)])
+        return found or frozenset()
+
+    def topic_of(self, stem_: str) -> frozenset[str]:
+        """The one article a stem is a topic of (in its title or used there often, and in no other), or none."""
+        documents = self._metadata.documents_with("topics", [stem_])
+        if len(documents) == 1 and self._metadata.documents_with("stems", [stem_]) == documents:
+            return documents
+        return frozenset()

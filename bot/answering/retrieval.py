@@ -7,23 +7,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot.answering.lexical import (
-    STOPWORDS,
-    LexicalIndex,
-    RareWords,
-    Vocabulary,
-    content_words,
-    normalize_word,
-    stem,
-    words,
-)
-from bot.answering.spans import titled_names
+from bot.answering.lexical import LexicalIndex, RareWords
 from bot.indexing.chunking import Chunk, Sentence
 from bot.indexing.embedding import Embedder
 from bot.indexing.index import StoredIndex
+from bot.indexing.metadata import SentenceRow
+from bot.indexing.terms import STOPWORDS, content_words, normalize_word, stem, words
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50  # chunks FAISS returns for the dense ranking
+BM25_CANDIDATES = 100  # chunks the lexical ranking returns
 SENTENCE_CANDIDATES = 40  # sentences scored in full: the closest by cosine ...
 CHUNK_CANDIDATES = 12  # ... and every sentence of the best fused chunks
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
@@ -161,22 +154,17 @@ class Retrieval:
 
 
 class Retriever:
-    """Searches one loaded index; built once, shared by every chat."""
+    """Searches one loaded index; built once, shared by every chat.
+
+    Nothing here grows with the corpus at start-up: words, names and topics are looked up in the index's
+    inverted maps per question, and FAISS returns only the nearest vectors.
+    """
 
     def __init__(self, index: StoredIndex, embedder: Embedder) -> None:
         self.index = index
         self.embedder = embedder
-        self.lexical = LexicalIndex([c.text for c in index.chunks], [s.text for s in index.sentences])
-        # Sentences are scored all at once with one matrix product; FAISS ranks the chunks.
-        self._sentence_matrix = index.sentence_vectors.reconstruct_n(0, index.sentence_vectors.ntotal)
-        self._sentence_stems = self.lexical.sentence_stems
-        self._chunk_of_sentence = np.asarray(index.chunk_of_sentence, dtype=np.int64)
+        self.lexical = LexicalIndex(index.metadata, len(index.sentences))
         self.vocabulary = self.lexical.vocabulary
-        self.doc_vocabularies = {
-            name: Vocabulary(c.text for c in index.chunks if c.doc == name) for name in index.documents
-        }
-        self._topics = _topic_stems(index)
-        self._officials = _officials(index)
         self._rare = RareWords(getattr(embedder, "common_words", frozenset()))
 
     def analyse(self, question: str) -> QuestionAnalysis:
@@ -217,9 +205,8 @@ class Retriever:
         missing_attribute = None
         if attribute:
             # Looked up in the articles the question is about: a mayor in another story does not count.
-            scope = [self.doc_vocabularies[d] for d in documents] if documents else [self.vocabulary]
             nouns = content_words(attribute.group(1))
-            if nouns and all(all(v.form(self.lexical.correct(n)) is None for v in scope) for n in nouns):
+            if nouns and not any(self._uses(self.lexical.correct(n), documents) for n in nouns):
                 missing_attribute = " ".join(nouns)
         return QuestionAnalysis(
             missing_attribute=missing_attribute,
@@ -236,26 +223,33 @@ class Retriever:
             unrelated=unrelated,
         )
 
+    def _uses(self, word: str, documents: frozenset[str] | None) -> bool:
+        """Whether the articles (all of them, or those named) use a word in some form."""
+        if not documents:
+            return self.vocabulary.form(word) is not None
+        return bool(self.lexical.documents_with_form(word) & documents)
+
     def _name_officials(self, terms: list[str], corrections: dict[str, str]) -> list[str]:
         """ "the deputy foreign minister" -> "ryabkov", when the articles name exactly one such official.
 
         A qualifier in the question ("Finnish", "U.S.") picks among officials with the same title.
         """
         stems_ = {stem(t) for t in terms}
-        matches = [o for o in self._officials if o.title <= stems_]
+        matches = [o for o in self.index.metadata.officials(stems_) if o.title <= stems_]
         if not matches:
             return terms
         best = max(len(o.qualifiers & stems_) for o in matches)
         best_matches = [o for o in matches if len(o.qualifiers & stems_) == best]
-        if len({o.surname for o in best_matches}) != 1:
+        surnames = {normalize_word(o.name.split()[-1]) for o in best_matches}
+        if len(surnames) != 1:
             return terms  # "the president": which one is not clear
-        official = best_matches[0]
-        if official.surname in terms:
+        official, surname = best_matches[0], surnames.pop()
+        if surname in terms:
             return terms
         consumed = official.title | (official.qualifiers & stems_)
         phrase = " ".join(t for t in terms if stem(t) in consumed)
         corrections[phrase] = official.name
-        return [t for t in terms if stem(t) not in consumed] + [official.surname]
+        return [t for t in terms if stem(t) not in consumed] + [surname]
 
     def _documents_about(
         self, written: list[tuple[str, ...]], phrases: list[tuple[str, ...]], terms: list[str]
@@ -266,18 +260,20 @@ class Retriever:
         articles that mention all of it: "What did Putin say about the harbour?" mixes two stories.
         """
         required: list[tuple[str, frozenset[str]]] = []
+        if len(self.index.documents) < 2:
+            return None, ()
         for words_as_written, phrase in zip(written, phrases, strict=True):
-            docs = frozenset(d for d, v in self.doc_vocabularies.items() if v.mentions(phrase))
+            docs = self.lexical.documents_mentioning(phrase)
             if docs:
                 required.append((" ".join(words_as_written), docs))
         named = {word for phrase in phrases for word in phrase}
         for term in terms:
-            topic_docs = self._topics.get(stem(term))
-            if topic_docs and term not in named:
+            topic_docs = self.lexical.topic_of(stem(term)) if term not in named else frozenset()
+            if topic_docs:
                 required.append((term, topic_docs))
-        if not required or len(self.doc_vocabularies) == 1:
+        if not required:
             return None, ()
-        allowed = frozenset(self.doc_vocabularies)
+        allowed = frozenset(self.index.documents)
         for _, docs in required:
             if not allowed & docs:
                 names = tuple(dict.fromkeys(n for n, _ in required))
@@ -293,106 +289,60 @@ class Retriever:
 
     def search_vector(self, analysis: QuestionAnalysis, query: np.ndarray, limit: int = 8) -> Retrieval:
         """The ranking step, given an already-encoded question."""
-        chunk_count = len(self.index.chunks)
-        scores, ids = self.index.chunk_vectors.search(query.reshape(1, -1), min(chunk_count, DENSE_CANDIDATES))
-        dense_chunk = np.full(chunk_count, -1.0, dtype=np.float32)
-        dense_chunk[ids[0]] = scores[0]
-        bm25 = self.lexical.chunk_scores(analysis.stems)
-        bm25_rank = _ranks(bm25) if bm25.max() > 0 else np.full(chunk_count, chunk_count)
-        fused = 1.0 / (RRF_K + _ranks(dense_chunk)) + 1.0 / (RRF_K + bm25_rank)
-        fused_norm = fused / fused.max()
-        sentence_dense = self._sentence_matrix @ query
+        dense_chunk = dict(self.index.chunk_vectors.search(query, DENSE_CANDIDATES))
+        dense_rank = {chunk_id: rank for rank, chunk_id in enumerate(dense_chunk, start=1)}
+        bm25_rank = self.lexical.chunk_ranks(analysis.stems, BM25_CANDIDATES)
+        # Reciprocal rank fusion over the chunks either ranking returned; any other chunk scores 0.
+        fused = {
+            c: (1.0 / (RRF_K + dense_rank[c]) if c in dense_rank else 0.0)
+            + (1.0 / (RRF_K + bm25_rank[c]) if c in bm25_rank else 0.0)
+            for c in dense_rank.keys() | bm25_rank.keys()
+        }
+        top_fused = max(fused.values(), default=1.0) or 1.0
 
-        weights = {s: self.lexical.idf(s) for s in analysis.stems}
+        weights = self.lexical.idfs(analysis.stems)
         if analysis.focus in weights and analysis.focus in self.vocabulary.stems:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
 
+        rows, sentence_dense = self._candidates(query, fused, analysis.documents)
         scored = []
-        for sentence_id in self._candidates(sentence_dense, fused, analysis.documents):
-            chunk_id = int(self._chunk_of_sentence[sentence_id])
-            present = self._sentence_stems[sentence_id]
-            lexical = sum(w for s, w in weights.items() if s in present) / total_weight
-            dense = float(sentence_dense[sentence_id])
+        for sentence_id, row in rows.items():
+            chunk_id = row.chunk_id
+            lexical = sum(w for s, w in weights.items() if s in row.stems) / total_weight
+            dense = sentence_dense[sentence_id]
             score = (
                 dense
                 + LEXICAL_WEIGHT * lexical
-                + CHUNK_WEIGHT * (float(dense_chunk[chunk_id]) + float(fused_norm[chunk_id])) / 2
+                + CHUNK_WEIGHT * (dense_chunk.get(chunk_id, -1.0) + fused.get(chunk_id, 0.0) / top_fused) / 2
             )
-            scored.append(
-                ScoredSentence(self.index.sentences[sentence_id], sentence_id, chunk_id, dense, lexical, score)
-            )
-        scored.sort(key=lambda s: s.score, reverse=True)
+            scored.append(ScoredSentence(row.sentence, sentence_id, chunk_id, dense, lexical, score))
+        scored.sort(key=lambda s: (-s.score, s.sentence_id))
 
         best_in_chunk: dict[int, float] = {}
         for item in scored:
             best_in_chunk.setdefault(item.chunk_id, item.score)
         order = sorted(best_in_chunk, key=lambda c: best_in_chunk[c], reverse=True)[:limit]
-        passages = [Passage(self.index.chunks[c], best_in_chunk[c]) for c in order]
+        chunks = self.index.metadata.chunks(order)
+        passages = [Passage(chunks[c], best_in_chunk[c]) for c in order]
         return Retrieval(analysis, passages, scored[: limit * 3])
 
-    def _candidates(self, sentence_dense: np.ndarray, fused: np.ndarray, documents: frozenset[str] | None) -> list[int]:
-        """Sentences worth scoring: the closest by cosine and those of the best fused chunks.
+    def _candidates(
+        self, query: np.ndarray, fused: dict[int, float], documents: frozenset[str] | None
+    ) -> tuple[dict[int, SentenceRow], dict[int, float]]:
+        """Sentences worth scoring (the closest by cosine and those of the best fused chunks), and their cosines.
 
-        Scoring every sentence of a large corpus in Python would dominate the answer time.
+        Scoring every sentence of a large corpus would dominate the answer time.
         """
-        top_sentences = np.argsort(-sentence_dense)[:SENTENCE_CANDIDATES]
-        top_chunks = np.argsort(-fused)[:CHUNK_CANDIDATES]
-        ids = {int(i) for i in top_sentences}
-        for chunk_id in top_chunks:
-            ids.update(self.index.chunks[int(chunk_id)].sentence_ids)
-        sentences = self.index.sentences
-        return sorted(i for i in ids if documents is None or sentences[i].doc in documents)
-
-
-def _ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based rank of each entry, highest score first."""
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    ranks[order] = np.arange(1, len(scores) + 1)
-    return ranks
-
-
-@dataclass(frozen=True)
-class _Official:
-    title: frozenset[str]  # stems: {"deputi", "foreign", "minist"}
-    qualifiers: frozenset[str]  # stems of what stands before the title: {"russia"}, {"finnish"}
-    name: str  # "Sergei Ryabkov"
-    surname: str  # "ryabkov", as a search term
-
-
-def _officials(index: StoredIndex) -> list[_Official]:
-    """Every "Finnish President Sauli Niinisto" in the articles, so questions may say "the Finnish president"."""
-    found = {}
-    for sentence in index.sentences:
-        for qualifiers, title, name in titled_names(sentence.text):
-            official = _Official(
-                title=frozenset(stem(w) for w in title),
-                qualifiers=frozenset(stem(w) for w in qualifiers),
-                name=name,
-                surname=normalize_word(name.split()[-1]),
-            )
-            found[(official.title, official.qualifiers, official.surname)] = official
-    return list(found.values())
-
-
-TOPIC_MIN_COUNT = 3  # a word an article uses this often (or in its title) is one of its topics
-
-
-def _topic_stems(index: StoredIndex) -> dict[str, frozenset[str]]:
-    """Stems that belong to one article only: in its title or used there often, and nowhere else."""
-    if len(index.documents) < 2:
-        return {}
-    counts: dict[str, dict[str, int]] = {}
-    titles = [(name, info.title) for name, info in index.documents.items()]
-    for doc, text in [*titles, *((s.doc, s.text) for s in index.sentences)]:
-        for word in content_words(text):
-            per_doc = counts.setdefault(stem(word), {})
-            per_doc[doc] = per_doc.get(doc, 0) + 1
-    topics: dict[str, frozenset[str]] = {}
-    for name, title in titles:
-        title_stems = {stem(w) for w in content_words(title)}
-        for stem_, per_doc in counts.items():
-            if set(per_doc) == {name} and (stem_ in title_stems or per_doc[name] >= TOPIC_MIN_COUNT):
-                topics[stem_] = frozenset({name})
-    return topics
+        dense = dict(self.index.sentence_vectors.search(query, SENTENCE_CANDIDATES))
+        top_chunks = sorted(fused, key=lambda c: (-fused[c], c))[:CHUNK_CANDIDATES]
+        ids = set(dense)
+        for chunk in self.index.metadata.chunks(top_chunks).values():
+            ids.update(chunk.sentence_ids)
+        rows = self.index.metadata.sentences(ids)
+        rows = {i: row for i, row in sorted(rows.items()) if documents is None or row.sentence.doc in documents}
+        others = [i for i in rows if i not in dense]
+        if others:
+            for sentence_id, vector in zip(others, self.index.sentence_vectors.get(others), strict=True):
+                dense[sentence_id] = float(vector @ query)
+        return rows, dense

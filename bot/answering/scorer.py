@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.answering.lexical import normalize_word, words
 from bot.answering.reader import Reader, reader_text
 from bot.answering.retrieval import QuestionAnalysis, Retrieval, ScoredSentence
 from bot.answering.spans import answer_candidates
+from bot.indexing.terms import normalize_word, words
 
 SCORER_FILE = "scorer.json"
 READER_CANDIDATES = 8  # sentences the reader reads per question: one model pass each

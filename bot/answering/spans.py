@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import re
 
-from bot.answering.lexical import STOPWORDS, WORD, normalize_word, stem, words
-
-_TITLES = frozenset(
-    """president prime minister deputy foreign defence defense secretary chancellor king queen prince mayor
-    governor senator general chief spokesman spokeswoman spokesperson ambassador director chairman chair
-    ceo leader pope premier envoy commissioner judge justice""".split()
+from bot.indexing.terms import (
+    CAPITALISED_WORD,
+    OPENING_WORDS,
+    STOPWORDS,
+    TITLES,
+    WORD,
+    name_runs,
+    normalize_word,
+    stem,
+    words,
 )
+
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-_CONNECTORS = r"(?:of|de|da|del|der|van|von|al|bin|la|le)"
-_CAP = r"(?:(?:[A-Z]\.){2,}|[A-Z][\w’'\-]*)"
-# A run of capitalised words, with "of"/"de"-style connectors inside: "Valdai Discussion Club".
-_NAME_RUN = re.compile(rf"{_CAP}(?:\s+(?:{_CONNECTORS}\s+)?{_CAP})*")
-_OPENING_WORDS = frozenset("the a an in on at for but and as he she it they we his her its their this that".split())
 
 _TIME = re.compile(
     rf"""\b(?:
@@ -41,7 +41,7 @@ _TIME = re.compile(
 _PLACE = re.compile(
     rf"\b(?:in|at|near|outside|inside|across|along|from)\s+(?:the\s+)?"
     rf"(?:(?:[a-z]+\s+){{1,3}}of\s+(?:the\s+)?)?"  # "in the town hall of Bramford"
-    rf"({_CAP}(?:\s+{_CAP})*(?:,\s+(?!(?:{_MONTHS}|{_DAYS})\b){_CAP}(?:\s+{_CAP})*)?)"
+    rf"({CAPITALISED_WORD}(?:\s+{CAPITALISED_WORD})*(?:,\s+(?!(?:{_MONTHS}|{_DAYS})\b){CAPITALISED_WORD}(?:\s+{CAPITALISED_WORD})*)?)"
     rf"(?:\s+(?:border|region|capital|city|town|area|coast|sea|province|state))?"
 )
 _NUMBER_WORDS = (
@@ -70,42 +70,9 @@ def _words(text: str) -> set[str]:
     return {normalize_word(w) for w in words(text)} - {""}
 
 
-def name_runs(sentence: str) -> list[tuple[int, int]]:
-    """Capitalised runs (names with their titles), possessive "'s" and a sentence-opening word dropped."""
-    runs = []
-    for match in _NAME_RUN.finditer(sentence):
-        start, end = match.start(), match.end()
-        text = sentence[start:end]
-        first = text.split()[0]
-        if first.lower() in _OPENING_WORDS:
-            rest = text[len(first) :].lstrip()
-            if not rest:
-                continue
-            start = end - len(rest)
-        if sentence[start:end].endswith(("'s", "’s")):
-            end -= 2
-        runs.append((start, end))
-    return runs
-
-
-def titled_names(sentence: str) -> list[tuple[tuple[str, ...], tuple[str, ...], str]]:
-    """Officials named with their title: "Russia's Deputy Foreign Minister Sergei Ryabkov" ->
-    (("russia",), ("deputy", "foreign", "minister"), "Sergei Ryabkov")."""
-    found = []
-    for start, end in name_runs(sentence):
-        words = sentence[start:end].split()
-        titles = [i for i, w in enumerate(words) if w.lower() in _TITLES]
-        if not titles or titles[-1] == len(words) - 1:
-            continue
-        qualifiers = tuple(normalize_word(w) for w in words[: titles[0]])
-        title = tuple(normalize_word(w) for w in words[titles[0] : titles[-1] + 1])
-        found.append((qualifiers, title, " ".join(words[titles[-1] + 1 :])))
-    return found
-
-
 def _person_like(text: str) -> bool:
     words = text.split()
-    return len(words) >= 2 or any(w.lower() in _TITLES for w in words)
+    return len(words) >= 2 or any(w.lower() in TITLES for w in words)
 
 
 _LOCATIVE = re.compile(r"\b(?:in|at|near|from|to|into|across|outside|inside)\s+(?:the\s+)?$", re.IGNORECASE)
@@ -121,7 +88,7 @@ def _in_agent_role(sentence: str, start: int) -> bool:
 
 
 def _unnamed_by(question_words: set[str], text: str) -> bool:
-    names = {normalize_word(w) for w in text.split() if w.lower() not in _TITLES}
+    names = {normalize_word(w) for w in text.split() if w.lower() not in TITLES}
     return not (names & question_words)
 
 
@@ -199,7 +166,7 @@ def _focus_phrase(sentence: str, focus: str) -> tuple[int, int] | None:
         first = index
         while first > 0 and index - first < 5:
             previous = tokens[first - 1].group(0).lower()
-            if previous in _OPENING_WORDS or previous in {"of", "to", "with", "by", "from", "told", "said"}:
+            if previous in OPENING_WORDS or previous in {"of", "to", "with", "by", "from", "told", "said"}:
                 break
             first -= 1
         # The phrase starts at its first name: "the RIA Novosti state news agency" -> "RIA Novosti ... agency".

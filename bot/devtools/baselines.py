@@ -47,12 +47,12 @@ def minilm_results(service: StorybotService, question_set: QuestionSet) -> list[
     index = service.index
     results = []
     for case in question_set.cases:
-        vector = service.embedder.encode([case.question])
-        scores, ids = index.sentence_vectors.search(vector, 1)
-        sentence = index.sentences[int(ids[0][0])]
-        chunk = index.chunks[index.chunk_of_sentence[int(ids[0][0])]]
-        citation = Citation(1, chunk.doc, "", chunk.paragraph, chunk.start, chunk.end, chunk.text, float(scores[0][0]))
-        answer = Answer(case.question, True, sentence.text, [citation], trace=Trace(float(scores[0][0]), sentence.text))
+        vector = service.embedder.encode([case.question])[0]
+        ((sentence_id, score),) = index.sentence_vectors.search(vector, 1)
+        row = index.metadata.sentences([sentence_id])[sentence_id]
+        sentence, chunk = row.sentence, index.chunks[row.chunk_id]
+        citation = Citation(1, chunk.doc, "", chunk.paragraph, chunk.start, chunk.end, chunk.text, score)
+        answer = Answer(case.question, True, sentence.text, [citation], trace=Trace(score, sentence.text))
         results.append(EvalResult(case, answer))
     return results
 

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +109,19 @@ class Corpus:
     skipped: list[SkippedFile]
     # sha256 of every candidate file, readable or not: a change to any of them makes the index stale.
     file_hashes: dict[str, str]
+    # (size, mtime in ns) of every file read as an article: next time, a file that still has them is
+    # taken as unchanged without reading it.
+    file_stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)  # known articles not read again (same size and mtime)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """An article as the last build saw it."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
 
 
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -207,13 +221,38 @@ def _marker(entry: _Entry) -> str:
     return f"skipped: {entry.skip.split(' (')[0]}" if entry.skip else ""
 
 
-def hash_corpus(corpus_dir: Path, rules: CorpusRules | None = None) -> dict[str, str]:
-    """sha256 of every corpus file by name; skipped and unreadable files hash to a marker so they still count."""
+def _file_stat(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+def _is_known(entry: _Entry, known: Mapping[str, KnownFile] | None) -> KnownFile | None:
+    """The last build's record of this file when its size and mtime are still the same, else None."""
+    record = known.get(entry.name) if known and entry.path is not None else None
+    if record is None or entry.path is None or _file_stat(entry.path) != (record.size, record.mtime_ns):
+        return None
+    return record
+
+
+def hash_corpus(
+    corpus_dir: Path, rules: CorpusRules | None = None, known: Mapping[str, KnownFile] | None = None
+) -> dict[str, str]:
+    """sha256 of every corpus file by name; skipped and unreadable files hash to a marker so they still count.
+
+    A file `known` from the last build with the same size and mtime keeps its recorded sha256 unread.
+    """
     rules = rules or CorpusRules()
     hashes = {}
     for entry in _scan(corpus_dir, rules):
         if entry.path is None:
             hashes[entry.name] = _marker(entry)
+            continue
+        record = _is_known(entry, known)
+        if record is not None:
+            hashes[entry.name] = record.sha256
             continue
         try:
             hashes[entry.name] = hashlib.sha256(_read_regular_file(entry.path, rules.max_file_bytes)).hexdigest()
@@ -222,17 +261,32 @@ def hash_corpus(corpus_dir: Path, rules: CorpusRules | None = None) -> dict[str,
     return hashes
 
 
-def read_corpus(corpus_dir: Path, rules: CorpusRules | None = None) -> Corpus:
-    """Read every article in `corpus_dir`; files that cannot be used are skipped with a warning."""
+def read_corpus(
+    corpus_dir: Path, rules: CorpusRules | None = None, known: Mapping[str, KnownFile] | None = None
+) -> Corpus:
+    """Read every article in `corpus_dir`; files that cannot be used are skipped with a warning.
+
+    Articles `known` from the last build with the same size and mtime are not read: they are listed in
+    `unchanged`, so an incremental build reuses what it made of them.
+    """
     rules = rules or CorpusRules()
     documents: list[Document] = []
     skipped: list[SkippedFile] = []
     hashes: dict[str, str] = {}
+    stats: dict[str, tuple[int, int]] = {}
+    unchanged: list[str] = []
     for entry in _scan(corpus_dir, rules):
         if entry.path is None:
             hashes[entry.name] = _marker(entry)
             skipped.append(SkippedFile(entry.name, entry.skip or "was skipped"))
             continue
+        record = _is_known(entry, known)
+        if record is not None:
+            hashes[entry.name] = record.sha256
+            stats[entry.name] = (record.size, record.mtime_ns)
+            unchanged.append(entry.name)
+            continue
+        stat_before = _file_stat(entry.path)
         try:
             raw = _read_regular_file(entry.path, rules.max_file_bytes)
         except OSError as error:
@@ -253,9 +307,11 @@ def read_corpus(corpus_dir: Path, rules: CorpusRules | None = None) -> Corpus:
             skipped.append(SkippedFile(entry.name, "has a header but no article text"))
             continue
         documents.append(document)
+        if stat_before is not None and stat_before[0] == len(raw):
+            stats[entry.name] = stat_before  # a file written while read gets no stat: it is read again next time
     for item in skipped:
         log.warning("skipping corpus file %s: it %s", printable(item.name), item.reason)
-    return Corpus(documents=documents, skipped=skipped, file_hashes=hashes)
+    return Corpus(documents=documents, skipped=skipped, file_hashes=hashes, file_stats=stats, unchanged=unchanged)
 
 
 @dataclass(frozen=True)

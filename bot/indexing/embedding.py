@@ -109,15 +109,19 @@ class SentenceTransformerEmbedder:
         return frozenset(w for w in tokenizer.get_vocab() if w.isalpha() and w.islower())
 
     def encode(self, texts: Sequence[str], progress: ProgressCallback | None = None) -> np.ndarray:
-        """Encode texts in batches; `progress` hears after each batch."""
-        batches = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
-            batches.append(
-                self._model.encode(batch, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True)
-            )
+        """Encode texts, longest first in batches of similar length (less padding); `progress` hears after each."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            positions = order[start : start + self.batch_size]
+            with self._lock:
+                batch = self._model.encode(
+                    [texts[i] for i in positions],
+                    batch_size=self.batch_size,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                )
+            vectors[positions] = normalize(batch)
             if progress:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
-        if not batches:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return normalize(np.vstack(batches))
+        return vectors

@@ -1,14 +1,19 @@
-"""Build, save (atomically) and load the FAISS index, checked against the manifest of how it was built.
+"""Build (incrementally), save atomically and load the index, checked against the manifest of how it was built.
 
 Layout under the index directory:
     current -> build-20261128T040512-ab12cd   (a symlink, swapped atomically by os.replace)
-    build-.../manifest.json    model, dimension, chunker version, sha256 of every corpus file, build time,
-                               sha256 and size of the three files below (checked at every load)
-    build-.../chunks.faiss     chunk vectors   (inner product on unit vectors = cosine)
-    build-.../sentences.faiss  sentence vectors, for choosing the answer inside a passage
-    build-.../metadata.json    documents, chunks and sentences with their offsets
+    embeddings.sqlite          vectors cached by (model, chunker version, text): see bot.indexing.cache
+    build-.../manifest.json    model, dimension, chunker version, sha256, size and mtime of every corpus file,
+                               the kind of vector store, build time, sha256 and size of the three files below
+    build-.../chunks.faiss     chunk vectors    (inner product on unit vectors = cosine), by chunk id
+    build-.../sentences.faiss  sentence vectors, for choosing the answer inside a passage, by sentence id
+    build-.../metadata.sqlite  documents, chunks, sentences and the inverted maps: see bot.indexing.metadata
 A crash while building leaves `current` pointing at the previous build, which keeps answering; a failed
 build removes its folder, and the next build removes any folder a killed one left behind.
+
+A build starts from the previous one when it was made the same way: it copies the metadata, deletes the
+articles that changed or went, and chunks and embeds only the new and changed ones. Ids are never reused,
+so the vectors of unchanged articles stay where they are.
 """
 
 from __future__ import annotations
@@ -23,67 +28,39 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, TypeVar
 
-import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import CorpusError, IndexDamagedError
-from bot.indexing.chunking import CHUNKER_VERSION, HEADER_PARAGRAPH, Chunk, Sentence, chunk_document
-from bot.indexing.corpus import Corpus, CorpusRules, Document, SkippedFile, hash_corpus
+from bot.indexing.cache import EmbeddingCache
+from bot.indexing.chunking import CHUNKER_VERSION, Chunk, Sentence, chunk_document
+from bot.indexing.corpus import Corpus, CorpusRules, KnownFile, SkippedFile, hash_corpus, read_corpus
 from bot.indexing.embedding import Embedder, ProgressCallback
+from bot.indexing.metadata import DocumentInfo, MetadataStore
+from bot.indexing.store import FaissVectorStore
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 2  # 2: the manifest records sha256 and size of every index file
+INDEX_FORMAT = 3  # 3: SQLite metadata, vectors by id, incremental builds
 CURRENT = "current"
 MANIFEST = "manifest.json"
-METADATA = "metadata.json"
+METADATA = "metadata.sqlite"
 CHUNK_VECTORS = "chunks.faiss"
 SENTENCE_VECTORS = "sentences.faiss"
 INDEX_FILES = (METADATA, CHUNK_VECTORS, SENTENCE_VECTORS)
+EMBED_GROUP = 4096  # texts embedded (and their vectors held) at a time: rebuild memory stays flat
 # A test hook, not a setting: a file path; save_index writes its pid there and waits just before the swap,
 # so a test can kill a rebuild inside the save/swap window.
 PAUSE_BEFORE_SWAP = "STORYBOT_TEST_PAUSE_BEFORE_SWAP"
 
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    """What the index keeps of a document: enough to cite it and show a paragraph in full."""
-
-    name: str
-    title: str
-    outlet: str | None
-    date: str | None
-    paragraphs: dict[int, tuple[int, int, str]]  # number -> (start, end, verbatim text)
-    length: int = 0  # characters in the whole file: every offset lies within it
-
-    @classmethod
-    def from_document(cls, document: Document) -> DocumentInfo:
-        return cls(
-            name=document.name,
-            title=document.title,
-            outlet=document.outlet,
-            date=document.date,
-            paragraphs=_paragraphs(document),
-            length=len(document.text),
-        )
-
-
-def _paragraphs(document: Document) -> dict[int, tuple[int, int, str]]:
-    """Body paragraphs by number, and the header lines' stretch of the file as paragraph 0."""
-    text = document.text
-    paragraphs = {p.number: (p.start, p.end, text[p.start : p.end]) for p in document.paragraphs}
-    if document.header_lines:
-        start = min(line.start for line in document.header_lines)
-        end = max(line.end for line in document.header_lines)
-        paragraphs[HEADER_PARAGRAPH] = (start, end, text[start:end])
-    return dict(sorted(paragraphs.items()))
+__all__ = ["DocumentInfo"]  # re-exported: front ends read documents from the index
 
 
 @dataclass
@@ -101,26 +78,103 @@ class Manifest:
     build_seconds: float
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256": ..., "size": ...}
     format: int = INDEX_FORMAT
+    corpus_stats: dict[str, list[int]] = field(default_factory=dict)  # article -> [size, mtime_ns]
+    vectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> the kind of store it holds
+    incremental: bool = False  # built from the previous build (False: from scratch)
+
+    def known_files(self) -> dict[str, KnownFile]:
+        """The articles this build read, with what a later build needs to tell whether they changed."""
+        return {
+            name: KnownFile(self.corpus[name], size, mtime_ns)
+            for name, (size, mtime_ns) in self.corpus_stats.items()
+            if name in self.corpus
+        }
+
+
+Item = TypeVar("Item", Chunk, Sentence)
+
+
+class Rows(Generic[Item]):
+    """Chunks or sentences by id, read from the metadata when asked for (a start-up reads none)."""
+
+    def __init__(self, metadata: MetadataStore, kind: str, count: int) -> None:
+        self._metadata = metadata
+        self._kind = kind
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, item_id: int) -> Item:
+        return self.many([item_id])[item_id]
+
+    def many(self, ids: list[int]) -> dict[int, Item]:
+        if self._kind == "chunk":
+            return self._metadata.chunks(ids)  # type: ignore[return-value]
+        return {i: row.sentence for i, row in self._metadata.sentences(ids).items()}  # type: ignore[misc]
+
+    def ids(self) -> list[int]:
+        return self._metadata.chunk_ids() if self._kind == "chunk" else self._metadata.sentence_ids()
+
+    def __iter__(self) -> Iterator[Item]:
+        ids = self.ids()
+        for start in range(0, len(ids), 1000):
+            batch = self.many(ids[start : start + 1000])
+            yield from (batch[i] for i in ids[start : start + 1000])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Rows | list):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Documents(Mapping[str, DocumentInfo]):
+    """Documents by name, each read from the metadata the first time it is cited."""
+
+    def __init__(self, metadata: MetadataStore, names: list[str]) -> None:
+        self._metadata = metadata
+        self._names = names
+        self._read = lru_cache(maxsize=256)(self._read_document)
+
+    def _read_document(self, name: str) -> DocumentInfo | None:
+        return self._metadata.document(name)
+
+    def __getitem__(self, name: str) -> DocumentInfo:
+        info = self._read(name)
+        if info is None:
+            raise KeyError(name)
+        return info
+
+    def get(self, name: str, default: Any = None) -> Any:  # no exception for a miss: chats ask about any name
+        info = self._read(name) if isinstance(name, str) else None
+        return default if info is None else info
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 @dataclass
 class StoredIndex:
-    """A loaded (or freshly built) index: vectors in FAISS, everything else in plain lists."""
+    """A loaded (or freshly built) index: vectors in their stores, everything else in the metadata."""
 
     manifest: Manifest
-    documents: dict[str, DocumentInfo]
-    chunks: list[Chunk]
-    sentences: list[Sentence]
-    chunk_vectors: faiss.Index
-    sentence_vectors: faiss.Index
+    metadata: MetadataStore
+    chunk_vectors: FaissVectorStore
+    sentence_vectors: FaissVectorStore
     path: Path | None = None
-    chunk_of_sentence: list[int] = field(init=False)
+    documents: Documents = field(init=False)
+    chunks: Rows[Chunk] = field(init=False)
+    sentences: Rows[Sentence] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.chunk_of_sentence = [0] * len(self.sentences)
-        for chunk in self.chunks:
-            for sentence_id in chunk.sentence_ids:
-                self.chunk_of_sentence[sentence_id] = chunk.id
+        self.documents = Documents(self.metadata, list(self.manifest.documents))
+        self.chunks = Rows(self.metadata, "chunk", self.manifest.chunks)
+        self.sentences = Rows(self.metadata, "sentence", self.manifest.sentences)
 
 
 @dataclass(frozen=True)
@@ -128,56 +182,205 @@ class BuildReport:
     index: StoredIndex
     seconds: float
     skipped: list[SkippedFile]
+    embedded: int = 0  # texts encoded by the model in this build (the rest came from the previous build or cache)
+    reused: int = 0  # articles taken over unchanged from the previous build
 
 
-def _flat_index(vectors: np.ndarray, dimension: int) -> faiss.Index:
-    # Exact search: a news corpus is thousands of chunks at most, where flat search takes microseconds.
-    index = faiss.IndexFlatIP(dimension)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+# -- building -----------------------------------------------------------------------------------------------
 
 
 def build_index(
-    corpus: Corpus, embedder: Embedder, chunk_max_chars: int, progress: ProgressCallback | None = None
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunk_max_chars: int,
+    rules: CorpusRules | None = None,
+    progress: ProgressCallback | None = None,
+    full: bool = False,
 ) -> BuildReport:
-    """Chunk and embed a corpus into an in-memory index (nothing is written)."""
-    if not corpus.documents:
+    """Build the index of `corpus_dir` into a new build folder of `index_dir` and swap it in atomically.
+
+    Call it holding build_lock. Starts from the current build when it was made the same way and its files
+    pass their checksums, unless `full`: then every article is chunked again (vectors still come from the
+    embedding cache when their text was embedded before), which also repairs a build damaged in ways its
+    checksums cannot see.
+    """
+    started = time.perf_counter()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    previous = None if full else _previous_build(index_dir, embedder, chunk_max_chars)
+    corpus = read_corpus(corpus_dir, rules, previous[1].manifest.known_files() if previous else None)
+    if not corpus.documents and not corpus.unchanged:
         reasons = "; ".join(f"{s.name} {s.reason}" for s in corpus.skipped) or "no .txt or .md files in it"
         raise CorpusError(f"no readable article in the corpus directory ({reasons})")
-    started = time.perf_counter()
-    chunks: list[Chunk] = []
-    sentences: list[Sentence] = []
-    for document in corpus.documents:
-        doc_chunks, doc_sentences = chunk_document(document, chunk_max_chars, len(chunks), len(sentences))
-        chunks += doc_chunks
-        sentences += doc_sentences
-    texts = [c.text for c in chunks] + [s.text for s in sentences]
-    vectors = embedder.encode(texts, progress=progress)
+    target = current_build_name(index_dir)
+    _remove_old_builds(index_dir, keep=target)  # left behind by a killed build
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    build_dir = Path(tempfile.mkdtemp(prefix=f"build-{stamp}-", dir=index_dir))
+    try:
+        cache = EmbeddingCache(index_dir, embedder.name, CHUNKER_VERSION, embedder.dimension)
+        try:
+            index, embedded, reused = _build(corpus, build_dir, embedder, chunk_max_chars, cache, previous, progress)
+        finally:
+            cache.close()
+        index.manifest.build_seconds = round(time.perf_counter() - started, 3)
+        _write_manifest(index, build_dir)
+        _pause_for_tests()
+        _swap_current(index_dir, build_dir)
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    _remove_old_builds(index_dir, keep=build_dir.name)
+    index.path = build_dir
+    return BuildReport(index, time.perf_counter() - started, list(corpus.skipped), embedded, reused)
+
+
+def _previous_build(index_dir: Path, embedder: Embedder, chunk_max_chars: int) -> tuple[Path, StoredIndex] | None:
+    """The current build, loaded, when a new build can start from it (made the same way, files intact)."""
+    try:
+        build_dir = current_build(index_dir)
+        if build_dir is None:
+            return None
+        manifest = read_manifest(build_dir)
+    except IndexDamagedError:
+        return None
+    same = (
+        manifest.format == INDEX_FORMAT
+        and manifest.model == embedder.name
+        and manifest.dimension == embedder.dimension
+        and manifest.chunker_version == CHUNKER_VERSION
+        and manifest.chunk_max_chars == chunk_max_chars
+    )
+    if not same:
+        return None
+    try:
+        return build_dir, load_index(build_dir, check_vectors=False)
+    except IndexDamagedError as error:
+        log.warning("cannot start from the previous build (%s): building from scratch", error)
+        return None
+
+
+def _build(
+    corpus: Corpus,
+    build_dir: Path,
+    embedder: Embedder,
+    chunk_max_chars: int,
+    cache: EmbeddingCache,
+    previous: tuple[Path, StoredIndex] | None,
+    progress: ProgressCallback | None,
+) -> tuple[StoredIndex, int, int]:
+    metadata_path = build_dir / METADATA
+    stores: tuple[FaissVectorStore, FaissVectorStore] | None = None
+    reused = list(corpus.unchanged)
+    new_documents = corpus.documents
+    if previous is not None:
+        old = previous[1]
+        stores = (old.chunk_vectors, old.sentence_vectors)
+        old.metadata.close()
+        shutil.copyfile(previous[0] / METADATA, metadata_path)
+        metadata = MetadataStore(metadata_path, writable=True)
+        old_manifest = old.manifest
+        # An article read again with the same content (touched, copied back) keeps its chunks and vectors.
+        same = {d.name for d in corpus.documents if old_manifest.corpus.get(d.name) == corpus.file_hashes[d.name]}
+        reused += sorted(same & set(old_manifest.documents))
+        new_documents = [d for d in corpus.documents if d.name not in set(reused)]
+        gone = (set(old_manifest.documents) - set(reused)) | {d.name for d in new_documents}
+        for name in sorted(gone & set(old_manifest.documents)):
+            chunk_ids, sentence_ids = metadata.remove_document(name)
+            stores[0].delete(chunk_ids)
+            stores[1].delete(sentence_ids)
+    else:
+        metadata = MetadataStore.create(metadata_path)
+        reused = []
+    texts: list[str] = []
+    kinds: list[tuple[str, int]] = []  # ("chunk" or "sentence", id) of each text
+    for document in new_documents:
+        first_chunk, first_sentence = metadata.next_ids()
+        chunks, sentences = chunk_document(document, chunk_max_chars, first_chunk, first_sentence)
+        metadata.add_document(document, chunks, sentences, first_sentence)
+        texts += [c.text for c in chunks] + [s.text for s in sentences]
+        kinds += [("chunk", c.id) for c in chunks] + [("sentence", first_sentence + i) for i in range(len(sentences))]
+    names, counts = metadata.document_names(), metadata.counts()
+    metadata.close()
+    chunk_store, sentence_store, embedded = _store_vectors(texts, kinds, embedder, cache, stores, counts, progress)
     manifest = Manifest(
         model=embedder.name,
         dimension=embedder.dimension,
         chunker_version=CHUNKER_VERSION,
         chunk_max_chars=chunk_max_chars,
         corpus=dict(corpus.file_hashes),
-        documents=[d.name for d in corpus.documents],
+        documents=names,
         skipped=[asdict(s) for s in corpus.skipped],
-        chunks=len(chunks),
-        sentences=len(sentences),
+        chunks=counts[1],
+        sentences=counts[2],
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         build_seconds=0.0,
+        corpus_stats={name: list(value) for name, value in corpus.file_stats.items()},
+        vectors={CHUNK_VECTORS: chunk_store.describe(), SENTENCE_VECTORS: sentence_store.describe()},
+        incremental=previous is not None,
     )
-    index = StoredIndex(
-        manifest=manifest,
-        documents={d.name: DocumentInfo.from_document(d) for d in corpus.documents},
-        chunks=chunks,
-        sentences=sentences,
-        chunk_vectors=_flat_index(vectors[: len(chunks)], embedder.dimension),
-        sentence_vectors=_flat_index(vectors[len(chunks) :], embedder.dimension),
-    )
-    seconds = time.perf_counter() - started
-    manifest.build_seconds = round(seconds, 3)
-    return BuildReport(index=index, seconds=seconds, skipped=list(corpus.skipped))
+    _write_vectors(chunk_store, build_dir / CHUNK_VECTORS)
+    _write_vectors(sentence_store, build_dir / SENTENCE_VECTORS)
+    _fsync(metadata_path)
+    index = StoredIndex(manifest, MetadataStore(metadata_path), chunk_store, sentence_store)
+    return index, embedded, len(reused)
+
+
+def _store_vectors(
+    texts: list[str],
+    kinds: list[tuple[str, int]],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    previous: tuple[FaissVectorStore, FaissVectorStore] | None,
+    counts: tuple[int, int, int],
+    progress: ProgressCallback | None,
+) -> tuple[FaissVectorStore, FaissVectorStore, int]:
+    """Embed the new texts in groups (cache first, then the model) into the chunk and sentence stores."""
+    embedded = 0
+    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (is_chunk, ids, vectors) per group
+    done = 0
+    for start in range(0, len(texts), EMBED_GROUP):
+        group = texts[start : start + EMBED_GROUP]
+        vectors, missing = cache.lookup(group)
+        if missing:
+
+            def report(count: int, _total: int, offset: int = done + len(group) - len(missing)) -> None:
+                if progress:
+                    progress(offset + count, len(texts))
+
+            fresh = embedder.encode([group[i] for i in missing], progress=report)
+            vectors[missing] = fresh
+            cache.store([group[i] for i in missing], fresh)
+            embedded += len(missing)
+        done += len(group)
+        if progress:
+            progress(done, len(texts))
+        kind = kinds[start : start + EMBED_GROUP]
+        groups.append(
+            (
+                np.array([k == "chunk" for k, _ in kind], dtype=bool),
+                np.array([i for _, i in kind], dtype=np.int64),
+                vectors,
+            )
+        )
+    stores = []
+    for position, (is_chunk, count) in enumerate(((True, counts[1]), (False, counts[2]))):
+        new_ids = np.concatenate([g[1][g[0] == is_chunk] for g in groups]) if groups else np.zeros(0, np.int64)
+        new_vectors = (
+            np.concatenate([g[2][g[0] == is_chunk] for g in groups])
+            if groups
+            else np.zeros((0, embedder.dimension), np.float32)
+        )
+        store = previous[position] if previous is not None else None
+        if store is not None and store.fits(count):
+            store.upsert(new_ids, new_vectors)
+        else:
+            if store is not None:  # grown past (or shrunk below) the size where another kind of store is better
+                old_ids, old_vectors = store.all_vectors()
+                new_ids = np.concatenate([old_ids, new_ids])
+                new_vectors = np.concatenate([old_vectors, new_vectors])
+            store = FaissVectorStore.build(embedder.dimension, new_ids, new_vectors)
+        stores.append(store)
+    return stores[0], stores[1], embedded
 
 
 @contextlib.contextmanager
@@ -192,49 +395,14 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def save_index(index: StoredIndex, index_dir: Path) -> Path:
-    """Write the index into a fresh build folder, then point `current` at it in one atomic step.
-
-    Call it holding build_lock. A failure removes the new folder; `current` is never touched before the swap.
-    """
-    index_dir.mkdir(parents=True, exist_ok=True)
-    target = current_build_name(index_dir)
-    _remove_old_builds(index_dir, keep=target)  # left behind by a killed build
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    build_dir = Path(tempfile.mkdtemp(prefix=f"build-{stamp}-", dir=index_dir))
-    try:
-        _write_build(index, build_dir)
-        _pause_for_tests()
-        _swap_current(index_dir, build_dir)
-    except BaseException:
-        shutil.rmtree(build_dir, ignore_errors=True)
-        raise
-    _remove_old_builds(index_dir, keep=build_dir.name)
-    index.path = build_dir
-    return build_dir
+def _write_vectors(store: FaissVectorStore, path: Path) -> None:
+    store.write(path)
+    _fsync(path)
 
 
-def _write_build(index: StoredIndex, build_dir: Path) -> None:
-    metadata = {
-        "documents": [
-            {**asdict(info), "paragraphs": [[n, *value] for n, value in info.paragraphs.items()]}
-            for info in index.documents.values()
-        ],
-        "chunks": [asdict(c) for c in index.chunks],
-        "sentences": [asdict(s) for s in index.sentences],
-    }
-    payloads = {
-        METADATA: json.dumps(metadata, ensure_ascii=False).encode("utf-8"),
-        CHUNK_VECTORS: faiss.serialize_index(index.chunk_vectors).tobytes(),
-        SENTENCE_VECTORS: faiss.serialize_index(index.sentence_vectors).tobytes(),
-    }
-    files = {}
-    for name, data in payloads.items():
-        _write_synced(build_dir / name, data)
-        files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    index.manifest.files = files
-    # The manifest goes last: a build folder without one was never finished.
-    _write_synced(build_dir / MANIFEST, json.dumps(asdict(index.manifest), indent=2).encode("utf-8"))
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -242,6 +410,18 @@ def _write_synced(path: Path, data: bytes) -> None:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    return {"sha256": digest, "size": path.stat().st_size}
+
+
+def _write_manifest(index: StoredIndex, build_dir: Path) -> None:
+    index.manifest.files = {name: _file_record(build_dir / name) for name in INDEX_FILES}
+    # The manifest goes last: a build folder without one was never finished.
+    _write_synced(build_dir / MANIFEST, json.dumps(asdict(index.manifest), indent=2).encode("utf-8"))
 
 
 def _pause_for_tests() -> None:
@@ -291,6 +471,9 @@ def current_build(index_dir: Path) -> Path | None:
     return index_dir / name
 
 
+# -- loading ------------------------------------------------------------------------------------------------
+
+
 class _Strict(BaseModel):
     # Types exactly as written (no "1" for 1, no null for text), no unknown fields, no NaN.
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
@@ -303,6 +486,13 @@ Number = Annotated[int, Field(ge=1)]
 class _FileRecord(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: NonNegative
+
+
+class _StoreRecord(_Strict):
+    type: str = Field(pattern=r"^(flat|ivf)$")
+    vectors: NonNegative
+    nlist: Number | None = None
+    nprobe: Number | None = None
 
 
 class _ManifestModel(_Strict):
@@ -319,38 +509,9 @@ class _ManifestModel(_Strict):
     build_seconds: float = Field(ge=0)
     files: dict[str, _FileRecord] = {}
     format: int
-
-
-class _DocumentModel(_Strict):
-    name: str
-    title: str
-    outlet: str | None
-    date: str | None
-    paragraphs: list[tuple[NonNegative, NonNegative, NonNegative, str]]  # paragraph 0: the header lines
-    length: NonNegative
-
-
-class _SentenceModel(_Strict):
-    doc: str
-    paragraph: NonNegative
-    start: NonNegative
-    end: NonNegative
-    text: str
-
-
-class _SentenceWithRoleModel(_SentenceModel):
-    role: Literal["body", "title", "outlet", "date"]
-
-
-class _ChunkModel(_SentenceModel):
-    id: NonNegative
-    sentence_ids: tuple[NonNegative, ...]
-
-
-class _MetadataModel(_Strict):
-    documents: list[_DocumentModel]
-    chunks: list[_ChunkModel]
-    sentences: list[_SentenceWithRoleModel]
+    corpus_stats: dict[str, tuple[NonNegative, NonNegative]] = {}
+    vectors: dict[str, _StoreRecord] = {}
+    incremental: bool = False
 
 
 def _problem(error: ValidationError) -> str:
@@ -359,8 +520,8 @@ def _problem(error: ValidationError) -> str:
     return f"{where + ': ' if where else ''}{first['msg']}"[:160]
 
 
-def _read_regular(path: Path) -> bytes:
-    """The bytes of an index file; IndexDamagedError when it is missing or not a plain file."""
+def _check_regular(path: Path) -> os.stat_result:
+    """The file's stat; IndexDamagedError when it is missing or not a plain file."""
     try:
         info = path.lstat()
     except FileNotFoundError:
@@ -369,6 +530,11 @@ def _read_regular(path: Path) -> bytes:
         raise IndexDamagedError(path, f"unreadable: {error.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise IndexDamagedError(path, "not a regular file")
+    return info
+
+
+def _read_regular(path: Path) -> bytes:
+    _check_regular(path)
     try:
         return path.read_bytes()
     except OSError as error:
@@ -383,30 +549,35 @@ def read_manifest(build_dir: Path) -> Manifest:
     except ValidationError as error:
         raise IndexDamagedError(path, f"unreadable: {_problem(error)}") from None
     data = model.model_dump()
+    data["corpus_stats"] = {name: list(value) for name, value in data["corpus_stats"].items()}
     return Manifest(**data)
 
 
-def verify_files(build_dir: Path, manifest: Manifest) -> dict[str, bytes]:
-    """Read the index files and check each against the size and sha256 the manifest recorded."""
-    contents = {}
+def verify_files(build_dir: Path, manifest: Manifest) -> None:
+    """Check each index file against the size and sha256 the manifest recorded (streamed, not held)."""
     for name in INDEX_FILES:
         path = build_dir / name
-        data = _read_regular(path)
+        info = _check_regular(path)
         record = manifest.files.get(name)
         if record is None:
             raise IndexDamagedError(build_dir / MANIFEST, f"it records no checksum for {name}")
-        if len(data) != record["size"]:
-            raise IndexDamagedError(path, f"{len(data)} bytes, the manifest says {record['size']}")
-        if hashlib.sha256(data).hexdigest() != record["sha256"]:
+        if info.st_size != record["size"]:
+            raise IndexDamagedError(path, f"{info.st_size} bytes, the manifest says {record['size']}")
+        try:
+            digest = _file_record(path)["sha256"]
+        except OSError as error:
+            raise IndexDamagedError(path, f"unreadable: {error.strerror}") from None
+        if digest != record["sha256"]:
             raise IndexDamagedError(path, "its sha256 differs from the manifest's: changed since the build")
-        contents[name] = data
-    return contents
 
 
 def staleness(
     manifest: Manifest, corpus_dir: Path, model: str, chunk_max_chars: int, rules: CorpusRules | None = None
 ) -> str | None:
-    """Why an index built as `manifest` no longer fits the corpus and settings, or None when it does."""
+    """Why an index built as `manifest` no longer fits the corpus and settings, or None when it does.
+
+    Only files whose size or mtime changed since the build are read and hashed.
+    """
     if manifest.format != INDEX_FORMAT:
         return f"index format {manifest.format}, this storybot writes {INDEX_FORMAT}"
     if manifest.model != model:
@@ -415,13 +586,13 @@ def staleness(
         return f"built by chunker version {manifest.chunker_version}, this is {CHUNKER_VERSION}"
     if manifest.chunk_max_chars != chunk_max_chars:
         return f"built with chunks of {manifest.chunk_max_chars} chars, settings ask for {chunk_max_chars}"
-    current = hash_corpus(corpus_dir, rules)
+    current = hash_corpus(corpus_dir, rules, manifest.known_files())
     if current != manifest.corpus:
         added = sorted(set(current) - set(manifest.corpus))
         removed = sorted(set(manifest.corpus) - set(current))
         changed = sorted(n for n in set(current) & set(manifest.corpus) if current[n] != manifest.corpus[n])
         parts = [
-            f"{label}: {', '.join(names)}"
+            f"{label}: {', '.join(names[:5])}{f' and {len(names) - 5} more' if len(names) > 5 else ''}"
             for label, names in (("added", added), ("removed", removed), ("changed", changed))
             if names
         ]
@@ -429,93 +600,23 @@ def staleness(
     return None
 
 
-def _read_vectors(path: Path, data: bytes, dimension: int, count: int) -> faiss.Index:
-    try:
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-    except Exception as error:  # faiss raises RuntimeError with a C++ message for any bad file
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise IndexDamagedError(path, f"FAISS cannot read it: {first_line[:120]}") from None
-    if not isinstance(index, faiss.IndexFlat) or index.metric_type != faiss.METRIC_INNER_PRODUCT:
-        raise IndexDamagedError(path, f"a {type(index).__name__}, not the flat inner-product index storybot writes")
-    if index.d != dimension:
-        raise IndexDamagedError(path, f"vectors have dimension {index.d}, the manifest says {dimension}")
-    if index.ntotal != count:
-        raise IndexDamagedError(path, f"holds {index.ntotal} vectors, the metadata lists {count}")
-    vectors = index.reconstruct_n(0, count) if count else np.zeros((0, dimension), dtype=np.float32)
-    if not np.isfinite(vectors).all():
-        raise IndexDamagedError(path, "holds NaN or infinite vectors")
-    norms = np.linalg.norm(vectors, axis=1)
-    # Every vector storybot writes has unit length (or is zero, for a text without words).
-    if not np.all((np.abs(norms - 1.0) < 1e-3) | (norms == 0)):
-        raise IndexDamagedError(path, "holds vectors that are not of unit length")
-    return index
+def load_index(build_dir: Path, check_vectors: bool = True) -> StoredIndex:
+    """Load a build folder, checking every file against the manifest; IndexDamagedError names the bad file.
 
-
-def _check_offsets(metadata: _MetadataModel) -> str | None:
-    """What is inconsistent in the metadata (offsets outside their paragraph or file, bad references), or None."""
-    paragraphs: dict[str, dict[int, tuple[int, int, str]]] = {}
-    for document in metadata.documents:
-        if document.name in paragraphs:
-            return f"document {document.name!r} is listed twice"
-        numbers = paragraphs[document.name] = {}
-        for number, start, end, text in document.paragraphs:
-            if not start <= end <= document.length or len(text) != end - start:
-                return f"paragraph {number} of {document.name!r} has offsets {start}-{end} outside the text"
-            numbers[number] = (start, end, text)
-    passages: list[tuple[str, int, _SentenceModel]] = [("sentence", i, s) for i, s in enumerate(metadata.sentences)]
-    passages += [("chunk", i, c) for i, c in enumerate(metadata.chunks)]
-    for kind, position, passage in passages:
-        paragraph = paragraphs.get(passage.doc, {}).get(passage.paragraph)
-        if paragraph is None:
-            return f"{kind} {position} refers to a paragraph that is not there"
-        start, end, text = paragraph
-        if not start <= passage.start <= passage.end <= end:
-            return f"{kind} {position} has offsets {passage.start}-{passage.end} outside its paragraph"
-        if text[passage.start - start : passage.end - start] != passage.text:
-            return f"{kind} {position}'s text is not the paragraph's text at its offsets"
-    for position, chunk in enumerate(metadata.chunks):
-        if chunk.id != position or any(i >= len(metadata.sentences) for i in chunk.sentence_ids):
-            return f"chunk {position} has a wrong id or refers to sentences that are not there"
-    return None
-
-
-def load_index(build_dir: Path) -> StoredIndex:
-    """Load a build folder, checking every file against the manifest; IndexDamagedError names the bad file."""
+    Metadata rows are checked as they are read (see MetadataStore); the vectors are all checked here.
+    """
     manifest = read_manifest(build_dir)
-    contents = verify_files(build_dir, manifest)
+    verify_files(build_dir, manifest)
     metadata_path = build_dir / METADATA
-    try:
-        metadata = _MetadataModel.model_validate_json(contents[METADATA])
-    except ValidationError as error:
-        raise IndexDamagedError(metadata_path, f"unreadable: {_problem(error)}") from None
-    problem = _check_offsets(metadata)
-    if problem:
-        raise IndexDamagedError(metadata_path, problem)
-    documents = {
-        d.name: DocumentInfo(
-            name=d.name,
-            title=d.title,
-            outlet=d.outlet,
-            date=d.date,
-            paragraphs={n: (start, end, text) for n, start, end, text in d.paragraphs},
-            length=d.length,
-        )
-        for d in metadata.documents
-    }
-    chunks = [Chunk(**c.model_dump()) for c in metadata.chunks]
-    sentences = [Sentence(**s.model_dump()) for s in metadata.sentences]
-    if len(chunks) != manifest.chunks or len(sentences) != manifest.sentences:
-        raise IndexDamagedError(metadata_path, "chunk or sentence count differs from the manifest")
-    return StoredIndex(
-        manifest=manifest,
-        documents=documents,
-        chunks=chunks,
-        sentences=sentences,
-        chunk_vectors=_read_vectors(
-            build_dir / CHUNK_VECTORS, contents[CHUNK_VECTORS], manifest.dimension, len(chunks)
-        ),
-        sentence_vectors=_read_vectors(
-            build_dir / SENTENCE_VECTORS, contents[SENTENCE_VECTORS], manifest.dimension, len(sentences)
-        ),
-        path=build_dir,
+    metadata = MetadataStore(metadata_path)
+    metadata.check_schema()
+    documents, chunks, sentences = metadata.counts()
+    if (chunks, sentences) != (manifest.chunks, manifest.sentences) or documents != len(manifest.documents):
+        raise IndexDamagedError(metadata_path, "document, chunk or sentence count differs from the manifest")
+    chunk_vectors = FaissVectorStore.read(
+        build_dir / CHUNK_VECTORS, manifest.dimension, chunks, check_vectors=check_vectors
     )
+    sentence_vectors = FaissVectorStore.read(
+        build_dir / SENTENCE_VECTORS, manifest.dimension, sentences, check_vectors=check_vectors
+    )
+    return StoredIndex(manifest, metadata, chunk_vectors, sentence_vectors, path=build_dir)

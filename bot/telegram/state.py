@@ -248,8 +248,10 @@ def take_turn(user_data: Data, per_minute: int, burst: int, now: float | None = 
     rate = per_minute / 60.0
     bucket = user_data.get("bucket")
     tokens, then = float(burst), now
-    if isinstance(bucket, dict) and isinstance(bucket.get("tokens"), int | float) and isinstance(
-        bucket.get("at"), int | float
+    if (
+        isinstance(bucket, dict)
+        and isinstance(bucket.get("tokens"), int | float)
+        and isinstance(bucket.get("at"), int | float)
     ):
         tokens, then = float(bucket["tokens"]), float(bucket["at"])
     tokens = min(float(burst), tokens + max(0.0, now - then) * rate)
