@@ -313,7 +313,7 @@ def test_a_failed_build_removes_its_folder(copy: Settings, monkeypatch) -> None:
         "# A new article\n\nIts words were never embedded before, so they must be.\n"
     )
     with pytest.raises(RuntimeError, match="simulated crash"):
-        rebuild_index(copy, FakeEmbedder(dimension=DIMENSION, name=BUNDLED_MODEL, fail_after=3))
+        rebuild_index(copy, FakeEmbedder(dimension=DIMENSION, name=BUNDLED_MODEL, fail_after=1))
     assert [p for p in copy.index_dir.glob("build-*")] == [before]
 
 

@@ -69,7 +69,7 @@ def test_crash_mid_build_leaves_previous_index_answering(settings: Settings) -> 
         "# A new article\n\nIts words were never embedded before, so they must be.\n"
     )
     with pytest.raises(RuntimeError, match="simulated crash"):
-        rebuild_index(settings, FakeEmbedder(fail_after=3))
+        rebuild_index(settings, FakeEmbedder(fail_after=1))
     assert current_build(settings.index_dir) == first
     service = StorybotService.load(settings, FakeEmbedder())
     assert service.ask("What did Biden warn?").citations

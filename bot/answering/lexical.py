@@ -147,7 +147,8 @@ class LexicalIndex:
 
     def topic_of(self, stem_: str) -> frozenset[str]:
         """The one article a stem is a topic of (in its title or used there often, and in no other), or none."""
-        documents = self._metadata.documents_with("topics", [stem_])
-        if len(documents) == 1 and self._metadata.documents_with("stems", [stem_]) == documents:
+        # Two found are enough to know it is not one article's: a common word must not list thousands.
+        documents = self._metadata.documents_with("topics", [stem_], limit=2)
+        if len(documents) == 1 and self._metadata.documents_with("stems", [stem_], limit=2) == documents:
             return documents
         return frozenset()

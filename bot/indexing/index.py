@@ -342,15 +342,18 @@ def _store_vectors(
         group = texts[start : start + EMBED_GROUP]
         vectors, missing = cache.lookup(group)
         if missing:
+            # The same text twice (a repeated line, a sentence that is a chunk of its own) is embedded once.
+            unique = list(dict.fromkeys(group[i] for i in missing))
 
-            def report(count: int, _total: int, offset: int = done + len(group) - len(missing)) -> None:
+            def report(count: int, _total: int, offset: int = done + len(group) - len(unique)) -> None:
                 if progress:
                     progress(offset + count, len(texts))
 
-            fresh = embedder.encode([group[i] for i in missing], progress=report)
-            vectors[missing] = fresh
-            cache.store([group[i] for i in missing], fresh)
-            embedded += len(missing)
+            fresh = embedder.encode(unique, progress=report)
+            row_of = {text: row for row, text in enumerate(unique)}
+            vectors[missing] = fresh[[row_of[group[i]] for i in missing]]
+            cache.store(unique, fresh)
+            embedded += len(unique)
         done += len(group)
         if progress:
             progress(done, len(texts))

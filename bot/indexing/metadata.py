@@ -355,15 +355,17 @@ class MetadataStore:
         """Every word the articles use, with its stem: for spelling correction and "is it mentioned?"."""
         return {word: stem_ for word, stem_ in self._query("SELECT word, stem FROM words")}
 
-    def documents_with(self, column: str, terms: Iterable[str]) -> frozenset[str]:
-        """Names of the documents whose `column` ("words", "stems" or "topics") holds any of the terms."""
+    def documents_with(self, column: str, terms: Iterable[str], limit: int = -1) -> frozenset[str]:
+        """Names of the documents whose `column` ("words", "stems" or "topics") holds any of the terms
+        (at most `limit` of them, when given)."""
         assert column in ("words", "stems", "topics")
         terms = [t for t in dict.fromkeys(terms) if t]
         if not terms:
             return frozenset()
         query = f"{column} : (" + " OR ".join(_match_term(t) for t in terms) + ")"
         rows = self._query(
-            "SELECT d.name FROM doc_terms t JOIN documents d ON d.id = t.rowid WHERE doc_terms MATCH ?", (query,)
+            "SELECT d.name FROM doc_terms t JOIN documents d ON d.id = t.rowid WHERE doc_terms MATCH ? LIMIT ?",
+            (query, limit),
         )
         return frozenset(name for (name,) in rows)
 
