@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
+    # Where the vectors live: "" keeps them in FAISS files inside index/ (the default); a Qdrant server
+    # (http(s)://host:port) or Qdrant's in-process local mode (path:/some/dir) holds them instead.
+    vector_store_url: str = ""
     data_dir: Path = Path("data")
     embedding_model: str = BUNDLED_MODEL
     # The trained reader ("storybot-reader" ships in the repository) or a folder from `storybot train-reader`.

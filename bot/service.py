@@ -65,12 +65,17 @@ class StorybotService:
         else:
             manifest = read_manifest(build_dir)
             reason = staleness(
-                manifest, settings.corpus_dir, model_name, settings.chunk_max_chars, corpus_rules(settings)
+                manifest,
+                settings.corpus_dir,
+                model_name,
+                settings.chunk_max_chars,
+                corpus_rules(settings),
+                settings.vector_store_url,
             )
             if reason:
                 status.show(f"The index in {settings.index_dir} is out of date ({reason}): rebuilding it now.")
             else:
-                index = load_index(build_dir)
+                index = load_index(build_dir, store_url=settings.vector_store_url)
         if embedder is None:
             status.loading_model()  # the index is checked first, so a damaged one is reported before this wait
             embedder = SentenceTransformerEmbedder(settings.embedding_model)
@@ -106,6 +111,7 @@ class StorybotService:
             self.embedder.name,
             self.settings.chunk_max_chars,
             corpus_rules(self.settings),
+            self.settings.vector_store_url,
         )
         if reason:
             status.show(f"The corpus changed ({reason}): rebuilding the index while answering from the old one.")
@@ -205,6 +211,7 @@ def rebuild_index(
                 corpus_rules(settings),
                 progress,
                 full=full,
+                store_url=settings.vector_store_url,
             )
             seconds = time.perf_counter() - started
     except OSError as error:

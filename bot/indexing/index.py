@@ -28,7 +28,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -38,13 +38,13 @@ from typing import Annotated, Any, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.errors import CorpusError, IndexDamagedError
+from bot.errors import CorpusError, IndexDamagedError, IndexError_
 from bot.indexing.cache import EmbeddingCache
 from bot.indexing.chunking import CHUNKER_VERSION, Chunk, Sentence, chunk_document
 from bot.indexing.corpus import Corpus, CorpusRules, KnownFile, SkippedFile, hash_corpus, read_corpus
 from bot.indexing.embedding import Embedder, ProgressCallback
 from bot.indexing.metadata import DocumentInfo, MetadataStore
-from bot.indexing.store import FaissVectorStore
+from bot.indexing.store import FaissVectorStore, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,8 @@ class StoredIndex:
 
     manifest: Manifest
     metadata: MetadataStore
-    chunk_vectors: FaissVectorStore
-    sentence_vectors: FaissVectorStore
+    chunk_vectors: VectorStore
+    sentence_vectors: VectorStore
     path: Path | None = None
     documents: Documents = field(init=False)
     chunks: Rows[Chunk] = field(init=False)
@@ -197,6 +197,7 @@ def build_index(
     rules: CorpusRules | None = None,
     progress: ProgressCallback | None = None,
     full: bool = False,
+    store_url: str = "",
 ) -> BuildReport:
     """Build the index of `corpus_dir` into a new build folder of `index_dir` and swap it in atomically.
 
@@ -207,19 +208,21 @@ def build_index(
     """
     started = time.perf_counter()
     index_dir.mkdir(parents=True, exist_ok=True)
-    previous = None if full else _previous_build(index_dir, embedder, chunk_max_chars)
+    previous = None if full else _previous_build(index_dir, embedder, chunk_max_chars, store_url)
     corpus = read_corpus(corpus_dir, rules, previous[1].manifest.known_files() if previous else None)
     if not corpus.documents and not corpus.unchanged:
         reasons = "; ".join(f"{s.name} {s.reason}" for s in corpus.skipped) or "no .txt or .md files in it"
         raise CorpusError(f"no readable article in the corpus directory ({reasons})")
     target = current_build_name(index_dir)
-    _remove_old_builds(index_dir, keep=target)  # left behind by a killed build
+    _remove_old_builds(index_dir, keep=target, store_url=store_url)  # left behind by a killed build
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     build_dir = Path(tempfile.mkdtemp(prefix=f"build-{stamp}-", dir=index_dir))
     try:
         cache = EmbeddingCache(index_dir, embedder.name, CHUNKER_VERSION, embedder.dimension)
         try:
-            index, embedded, reused = _build(corpus, build_dir, embedder, chunk_max_chars, cache, previous, progress)
+            index, embedded, reused = _build(
+                corpus, build_dir, embedder, chunk_max_chars, cache, previous, progress, store_url
+            )
         finally:
             cache.close()
         index.manifest.build_seconds = round(time.perf_counter() - started, 3)
@@ -227,14 +230,17 @@ def build_index(
         _pause_for_tests()
         _swap_current(index_dir, build_dir)
     except BaseException:
+        _drop_engine_collections(build_dir, store_url)
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
-    _remove_old_builds(index_dir, keep=build_dir.name)
+    _remove_old_builds(index_dir, keep=build_dir.name, store_url=store_url)
     index.path = build_dir
     return BuildReport(index, time.perf_counter() - started, list(corpus.skipped), embedded, reused)
 
 
-def _previous_build(index_dir: Path, embedder: Embedder, chunk_max_chars: int) -> tuple[Path, StoredIndex] | None:
+def _previous_build(
+    index_dir: Path, embedder: Embedder, chunk_max_chars: int, store_url: str
+) -> tuple[Path, StoredIndex] | None:
     """The current build, loaded, when a new build can start from it (made the same way, files intact)."""
     try:
         build_dir = current_build(index_dir)
@@ -249,11 +255,12 @@ def _previous_build(index_dir: Path, embedder: Embedder, chunk_max_chars: int) -
         and manifest.dimension == embedder.dimension
         and manifest.chunker_version == CHUNKER_VERSION
         and manifest.chunk_max_chars == chunk_max_chars
+        and all((record["type"] == "qdrant") == bool(store_url) for record in manifest.vectors.values())
     )
     if not same:
         return None
     try:
-        return build_dir, load_index(build_dir, check_vectors=False)
+        return build_dir, load_index(build_dir, check_vectors=False, store_url=store_url)
     except IndexDamagedError as error:
         log.warning("cannot start from the previous build (%s): building from scratch", error)
         return None
@@ -267,14 +274,19 @@ def _build(
     cache: EmbeddingCache,
     previous: tuple[Path, StoredIndex] | None,
     progress: ProgressCallback | None,
+    store_url: str,
 ) -> tuple[StoredIndex, int, int]:
     metadata_path = build_dir / METADATA
-    stores: tuple[FaissVectorStore, FaissVectorStore] | None = None
+    stores: tuple[VectorStore, VectorStore] | None = None
     reused = list(corpus.unchanged)
     new_documents = corpus.documents
     if previous is not None:
         old = previous[1]
         stores = (old.chunk_vectors, old.sentence_vectors)
+        if store_url:  # the previous build goes on answering from its collections: this build edits copies
+            chunk_copy = old.chunk_vectors.copy_to(_collection(build_dir, "chunks"))  # type: ignore[attr-defined]
+            sentence_copy = old.sentence_vectors.copy_to(_collection(build_dir, "sentences"))  # type: ignore[attr-defined]
+            stores = (chunk_copy, sentence_copy)
         old.metadata.close()
         shutil.copyfile(previous[0] / METADATA, metadata_path)
         metadata = MetadataStore(metadata_path, writable=True)
@@ -301,7 +313,19 @@ def _build(
         kinds += [("chunk", c.id) for c in chunks] + [("sentence", first_sentence + i) for i in range(len(sentences))]
     names, counts = metadata.document_names(), metadata.counts()
     metadata.close()
-    chunk_store, sentence_store, embedded = _store_vectors(texts, kinds, embedder, cache, stores, counts, progress)
+
+    def new_store(kind: str, ids: np.ndarray, vectors: np.ndarray) -> VectorStore:
+        if not store_url:
+            return FaissVectorStore.build(embedder.dimension, ids, vectors)
+        from bot.indexing.qdrant_store import open_qdrant
+
+        store = open_qdrant(store_url, _collection(build_dir, kind), embedder.dimension, create=True)
+        store.upsert(ids, vectors)
+        return store
+
+    chunk_store, sentence_store, embedded = _store_vectors(
+        texts, kinds, embedder, cache, stores, counts, progress, new_store
+    )
     manifest = Manifest(
         model=embedder.name,
         dimension=embedder.dimension,
@@ -318,8 +342,9 @@ def _build(
         vectors={CHUNK_VECTORS: chunk_store.describe(), SENTENCE_VECTORS: sentence_store.describe()},
         incremental=previous is not None,
     )
-    _write_vectors(chunk_store, build_dir / CHUNK_VECTORS)
-    _write_vectors(sentence_store, build_dir / SENTENCE_VECTORS)
+    for store, name in ((chunk_store, CHUNK_VECTORS), (sentence_store, SENTENCE_VECTORS)):
+        if isinstance(store, FaissVectorStore):
+            _write_vectors(store, build_dir / name)
     _fsync(metadata_path)
     index = StoredIndex(manifest, MetadataStore(metadata_path), chunk_store, sentence_store)
     return index, embedded, len(reused)
@@ -330,10 +355,11 @@ def _store_vectors(
     kinds: list[tuple[str, int]],
     embedder: Embedder,
     cache: EmbeddingCache,
-    previous: tuple[FaissVectorStore, FaissVectorStore] | None,
+    previous: tuple[VectorStore, VectorStore] | None,
     counts: tuple[int, int, int],
     progress: ProgressCallback | None,
-) -> tuple[FaissVectorStore, FaissVectorStore, int]:
+    new_store: Callable[[str, np.ndarray, np.ndarray], VectorStore],
+) -> tuple[VectorStore, VectorStore, int]:
     """Embed the new texts in groups (cache first, then the model) into the chunk and sentence stores."""
     embedded = 0
     groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (is_chunk, ids, vectors) per group
@@ -366,7 +392,9 @@ def _store_vectors(
             )
         )
     stores = []
-    for position, (is_chunk, count) in enumerate(((True, counts[1]), (False, counts[2]))):
+    for position, (store_kind, is_chunk, count) in enumerate(
+        (("chunks", True, counts[1]), ("sentences", False, counts[2]))
+    ):
         new_ids = np.concatenate([g[1][g[0] == is_chunk] for g in groups]) if groups else np.zeros(0, np.int64)
         new_vectors = (
             np.concatenate([g[2][g[0] == is_chunk] for g in groups])
@@ -381,7 +409,7 @@ def _store_vectors(
                 old_ids, old_vectors = store.all_vectors()
                 new_ids = np.concatenate([old_ids, new_ids])
                 new_vectors = np.concatenate([old_vectors, new_vectors])
-            store = FaissVectorStore.build(embedder.dimension, new_ids, new_vectors)
+            store = new_store(store_kind, new_ids, new_vectors)
         stores.append(store)
     return stores[0], stores[1], embedded
 
@@ -422,7 +450,7 @@ def _file_record(path: Path) -> dict[str, Any]:
 
 
 def _write_manifest(index: StoredIndex, build_dir: Path) -> None:
-    index.manifest.files = {name: _file_record(build_dir / name) for name in INDEX_FILES}
+    index.manifest.files = {name: _file_record(build_dir / name) for name in _index_files(index.manifest)}
     # The manifest goes last: a build folder without one was never finished.
     _write_synced(build_dir / MANIFEST, json.dumps(asdict(index.manifest), indent=2).encode("utf-8"))
 
@@ -448,10 +476,29 @@ def _swap_current(index_dir: Path, build_dir: Path) -> None:
     os.replace(temp_link, link)  # atomic: readers see the old build or the new one, never half
 
 
-def _remove_old_builds(index_dir: Path, keep: str | None) -> None:
+def _remove_old_builds(index_dir: Path, keep: str | None, store_url: str = "") -> None:
     for path in index_dir.glob("build-*"):
         if path.name != keep and path.is_dir() and not path.is_symlink():
+            _drop_engine_collections(path, store_url)
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _collection(build_dir: Path, kind: str) -> str:
+    """The engine collection of one build's vectors: a build never writes another build's collection."""
+    return f"storybot-{build_dir.name}-{kind}"
+
+
+def _drop_engine_collections(build_dir: Path, store_url: str) -> None:
+    """Delete the vector-engine collections a build folder made (nothing for FAISS files)."""
+    if not store_url:
+        return
+    from bot.indexing.qdrant_store import drop_collection
+
+    for kind in ("chunks", "sentences"):
+        try:
+            drop_collection(store_url, _collection(build_dir, kind))
+        except IndexError_ as error:  # an old build's vectors left behind must not fail the new build
+            log.warning("could not delete an old build's vectors: %s", error)
 
 
 def current_build_name(index_dir: Path) -> str | None:
@@ -492,10 +539,11 @@ class _FileRecord(_Strict):
 
 
 class _StoreRecord(_Strict):
-    type: str = Field(pattern=r"^(flat|ivf)$")
+    type: str = Field(pattern=r"^(flat|ivf|qdrant)$")
     vectors: NonNegative
     nlist: Number | None = None
     nprobe: Number | None = None
+    collection: str | None = None
 
 
 class _ManifestModel(_Strict):
@@ -556,9 +604,30 @@ def read_manifest(build_dir: Path) -> Manifest:
     return Manifest(**data)
 
 
+def _engine_store(build_dir: Path, kind: str, manifest: Manifest, store_url: str, count: int) -> VectorStore:
+    """A build's vectors in the vector engine, checked to hold as many vectors as its metadata has rows."""
+    if not store_url:
+        raise IndexDamagedError(
+            build_dir / MANIFEST, "its vectors are in a vector engine, but STORYBOT_VECTOR_STORE_URL is not set"
+        )
+    from bot.indexing.qdrant_store import open_qdrant
+
+    store = open_qdrant(store_url, _collection(build_dir, kind), manifest.dimension)
+    if len(store) != count:
+        raise IndexDamagedError(build_dir / MANIFEST, f"the engine holds {len(store)} {kind} vectors, not {count}")
+    return store
+
+
+def _index_files(manifest: Manifest) -> tuple[str, ...]:
+    """The files of a build: the vector files only when the vectors are not in an engine."""
+    if any(record["type"] == "qdrant" for record in manifest.vectors.values()):
+        return (METADATA,)
+    return INDEX_FILES
+
+
 def verify_files(build_dir: Path, manifest: Manifest) -> None:
     """Check each index file against the size and sha256 the manifest recorded (streamed, not held)."""
-    for name in INDEX_FILES:
+    for name in _index_files(manifest):
         path = build_dir / name
         info = _check_regular(path)
         record = manifest.files.get(name)
@@ -575,7 +644,12 @@ def verify_files(build_dir: Path, manifest: Manifest) -> None:
 
 
 def staleness(
-    manifest: Manifest, corpus_dir: Path, model: str, chunk_max_chars: int, rules: CorpusRules | None = None
+    manifest: Manifest,
+    corpus_dir: Path,
+    model: str,
+    chunk_max_chars: int,
+    rules: CorpusRules | None = None,
+    store_url: str = "",
 ) -> str | None:
     """Why an index built as `manifest` no longer fits the corpus and settings, or None when it does.
 
@@ -589,6 +663,10 @@ def staleness(
         return f"built by chunker version {manifest.chunker_version}, this is {CHUNKER_VERSION}"
     if manifest.chunk_max_chars != chunk_max_chars:
         return f"built with chunks of {manifest.chunk_max_chars} chars, settings ask for {chunk_max_chars}"
+    in_engine = any(record["type"] == "qdrant" for record in manifest.vectors.values())
+    if in_engine != bool(store_url):
+        where = "a vector engine" if in_engine else "FAISS files"
+        return f"its vectors are in {where}, settings ask for {store_url or 'FAISS files'}"
     current = hash_corpus(corpus_dir, rules, manifest.known_files())
     if current != manifest.corpus:
         added = sorted(set(current) - set(manifest.corpus))
@@ -603,7 +681,7 @@ def staleness(
     return None
 
 
-def load_index(build_dir: Path, check_vectors: bool = True) -> StoredIndex:
+def load_index(build_dir: Path, check_vectors: bool = True, store_url: str = "") -> StoredIndex:
     """Load a build folder, checking every file against the manifest; IndexDamagedError names the bad file.
 
     Metadata rows are checked as they are read (see MetadataStore); the vectors are all checked here.
@@ -611,15 +689,17 @@ def load_index(build_dir: Path, check_vectors: bool = True) -> StoredIndex:
     manifest = read_manifest(build_dir)
     verify_files(build_dir, manifest)
     metadata_path = build_dir / METADATA
+    in_engine = any(record["type"] == "qdrant" for record in manifest.vectors.values())
     metadata = MetadataStore(metadata_path)
     metadata.check_schema()
     documents, chunks, sentences = metadata.counts()
     if (chunks, sentences) != (manifest.chunks, manifest.sentences) or documents != len(manifest.documents):
         raise IndexDamagedError(metadata_path, "document, chunk or sentence count differs from the manifest")
-    chunk_vectors = FaissVectorStore.read(
-        build_dir / CHUNK_VECTORS, manifest.dimension, chunks, check_vectors=check_vectors
-    )
-    sentence_vectors = FaissVectorStore.read(
-        build_dir / SENTENCE_VECTORS, manifest.dimension, sentences, check_vectors=check_vectors
-    )
+    stores: list[VectorStore] = []
+    for name, kind, count in ((CHUNK_VECTORS, "chunks", chunks), (SENTENCE_VECTORS, "sentences", sentences)):
+        if in_engine:
+            stores.append(_engine_store(build_dir, kind, manifest, store_url, count))
+        else:
+            stores.append(FaissVectorStore.read(build_dir / name, manifest.dimension, count, check_vectors))
+    chunk_vectors, sentence_vectors = stores
     return StoredIndex(manifest, metadata, chunk_vectors, sentence_vectors, path=build_dir)

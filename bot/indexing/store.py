@@ -49,6 +49,16 @@ class VectorStore(Protocol):
         """How the store is built, for the manifest."""
         ...
 
+    def fits(self, count: int) -> bool:
+        """Whether this kind of store suits `count` vectors (else a build makes a new one from all_vectors)."""
+        ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything stored."""
+        ...
+
 
 class FaissVectorStore:
     """A FAISS index of unit vectors with the metadata's ids (inner product = cosine)."""
