@@ -10,7 +10,7 @@ from bot.devtools.scale import ARTICLE_NAME, load_donors, prepare_corpus, source
 from bot.indexing.chunking import chunk_document
 from bot.indexing.corpus import parse_document, read_corpus
 
-from .conftest import DATA, SEED_ARTICLE, SEED_CORPUS
+from .conftest import DATA, SEED_ARTICLE, SEED_CORPUS, make_settings
 
 
 def _files(directory: Path) -> dict[str, bytes]:
@@ -82,3 +82,19 @@ def test_a_cached_corpus_is_reused_and_a_changed_one_made_again(tmp_path: Path) 
     (directory / ARTICLE_NAME.format(2)).write_text("left changed by a run that was killed\n", encoding="utf-8")
     again = prepare_corpus(5, SEED_CORPUS, directory)
     assert not again.reused and _files(directory) == files
+
+
+def test_bench_scale_prints_one_row_and_leaves_the_users_index_alone(tmp_path: Path, cli) -> None:
+    settings = make_settings(tmp_path)
+    scale_dir = tmp_path / "scale"
+    result = cli(["bench", "--scale", "3", "--scale-dir", str(scale_dir), "--rounds", "1"], settings)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("machine: ") and lines[1].split()[:2] == ["articles", "chunks+sentences"]
+    row = lines[2].split()
+    assert len(row) == 13 and row[0] == "3"
+    assert row[-2].endswith("/15") and row[-1].endswith("/5")  # needle over dev.jsonl's answerable, refusals
+    assert not lines[3].strip()[:1].isdigit()  # one row, then the notes
+    assert "N=3: cold start" in result.stderr  # progress goes to stderr
+    assert (scale_dir / "3" / "corpus" / SEED_ARTICLE.name).is_file() and (scale_dir / "3" / "index").is_dir()
+    assert not settings.index_dir.exists()  # the user's index is neither built nor touched

@@ -13,14 +13,26 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Sequence
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.answering.answer import Answer
+from bot.config import Settings
+from bot.devtools.bench import _timed_child, machine
 from bot.devtools.squad import load_squad
+from bot.devtools.stats import percentile
 from bot.errors import ConfigError, CorpusError
-from bot.indexing.chunking import split_sentences
-from bot.indexing.corpus import corpus_files, parse_document
+from bot.evaluation import EvalCase, holds, load_jsonl
+from bot.indexing.chunking import chunk_document, split_sentences
+from bot.indexing.corpus import corpus_files, parse_document, read_corpus
+from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
+from bot.service import StorybotService, rebuild_index
+
+Say = Callable[[str], None]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NEWS_SOURCES = (
@@ -29,6 +41,7 @@ NEWS_SOURCES = (
     ROOT / "tests" / "data" / "fixture_corpus",
 )
 SQUAD_SAMPLE = ROOT.parent / "shared" / "data" / "squad2-train-sample" / "train-sample.json"
+DEV_QUESTIONS = ROOT / "tests" / "data" / "dev.jsonl"
 
 # Bump when the generated text changes, so cached corpora are made again.
 GENERATOR_VERSION = "1"
@@ -39,6 +52,8 @@ MANIFEST = "scale-corpus.json"  # beside the corpus folder, not in it: it is not
 MIN_FIRST_PARAGRAPH_WORDS = 12
 SQUAD_PARAGRAPHS_PER_ARTICLE = (3, 6)
 SENTENCES_PER_PARAGRAPH = (2, 5)
+COLD_RUNS = 3
+APPENDED_SENTENCE = "The scale benchmark appended this sentence to time the rebuild after one article changed."
 
 
 # -- the corpus -------------------------------------------------------------------------------
@@ -235,3 +250,289 @@ def prepare_corpus(
     manifest = {"made_from": fingerprint, "seeds": seeds, "files": _file_hashes(directory)}
     manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return ScaleCorpus(directory, articles, tuple(seeds), reused=False)
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScaleRow:
+    """What storybot costs on a corpus of `articles` articles."""
+
+    articles: int
+    chunks: int
+    sentences: int
+    full_rebuild_s: float | None  # None: not timed (--no-full-rebuild and an index was there)
+    one_file_rebuild_s: float | None  # None: no article but the seed to change
+    restore_rebuild_s: float | None  # the rebuild after the changed article is put back
+    encode_floor_s: float
+    cold_start_s: float
+    warm_p50_ms: float
+    warm_p95_ms: float
+    ask_rss_mib: float
+    index_mib: float
+    needle: tuple[int, int]  # answerable questions answered from the seed with an expected phrase, of all
+    refusals: tuple[int, int]  # unanswerable questions refused, of all
+    corpus_reused: bool
+
+
+def corpus_texts(corpus_dir: Path, chunk_max_chars: int) -> tuple[list[str], int, int]:
+    """Exactly the texts a rebuild embeds (chunks, then sentences), with the counts of each."""
+    chunk_texts: list[str] = []
+    sentence_texts: list[str] = []
+    for document in read_corpus(corpus_dir).documents:
+        chunks, sentences = chunk_document(document, chunk_max_chars, len(chunk_texts), len(sentence_texts))
+        chunk_texts += [chunk.text for chunk in chunks]
+        sentence_texts += [sentence.text for sentence in sentences]
+    return chunk_texts + sentence_texts, len(chunk_texts), len(sentence_texts)
+
+
+def _progress(say: Say, label: str, every_seconds: float = 15.0) -> ProgressCallback:
+    """A rebuild progress callback that says how far the embedding got, at most once every `every_seconds`."""
+    last = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= every_seconds:
+            say(f"{label}: embedded {done:,} of {total:,} texts")
+            last = time.monotonic()
+
+    return progress
+
+
+def _timed_rebuild(settings: Settings, embedder: Embedder, say: Say, label: str) -> float:
+    say(f"{label}...")
+    started = time.perf_counter()
+    rebuild_index(settings, embedder, _progress(say, label))
+    seconds = time.perf_counter() - started
+    say(f"{label}: {seconds:.2f}s")
+    return seconds
+
+
+def _one_file_rebuild(settings: Settings, corpus: ScaleCorpus, embedder: Embedder, say: Say) -> tuple[float, float]:
+    """Seconds to rebuild after one sentence is appended to one article, and after it is taken out again."""
+    target = corpus.directory / ARTICLE_NAME.format(corpus.articles - len(corpus.seed_names))
+    original = target.read_bytes()
+    try:
+        target.write_bytes(original.rstrip(b"\n") + b"\n\n" + APPENDED_SENTENCE.encode() + b"\n")
+        changed_s = _timed_rebuild(settings, embedder, say, f"N={corpus.articles}: rebuild after {target.name} changed")
+    finally:
+        target.write_bytes(original)  # even on Ctrl-C: the cached corpus must stay the generated one
+    restored_s = _timed_rebuild(settings, embedder, say, f"N={corpus.articles}: rebuild after it is restored")
+    return changed_s, restored_s
+
+
+def needle_counts(
+    cases: Sequence[EvalCase], answers: Sequence[Answer], seed_names: Sequence[str]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(answered from the seed with an expected phrase, answerable) and (refused, unanswerable)."""
+    found = answerable = refused = unanswerable = 0
+    for case, answer in zip(cases, answers, strict=True):
+        if case.expect is None:
+            unanswerable += 1
+            refused += not answer.answered
+            continue
+        answerable += 1
+        from_seed = bool(answer.citations) and answer.citations[0].doc in seed_names
+        found += answer.answered and from_seed and holds(answer.shown.sentence or answer.text, case.expect)
+    return (found, answerable), (refused, unanswerable)
+
+
+def _directory_mib(directory: Path) -> float:
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / 2**20
+
+
+def _has_index(index_dir: Path) -> bool:
+    return index_dir.is_dir() and any(index_dir.iterdir())
+
+
+def bench_one(
+    settings: Settings,
+    articles: int,
+    folder: Path,
+    cases: Sequence[EvalCase],
+    rounds: int,
+    time_full_rebuild: bool,
+    embedder: SentenceTransformerEmbedder,
+    say: Say,
+) -> ScaleRow:
+    """Every measurement of one row, on the corpus and index in `folder` (made or reused)."""
+    label = f"N={articles}"
+    started = time.perf_counter()
+    corpus = prepare_corpus(articles, settings.corpus_dir, folder / "corpus")
+    how = "reused from the cache" if corpus.reused else "generated"
+    say(f"{label}: corpus {how} in {time.perf_counter() - started:.2f}s ({corpus.directory})")
+    # Its own index and data folders: the user's index is never touched.
+    scale_settings = settings.model_copy(
+        update={"corpus_dir": corpus.directory, "index_dir": folder / "index", "data_dir": folder / "data"}
+    )
+    index_dir = scale_settings.index_dir
+
+    full_rebuild_s = None
+    if time_full_rebuild or not _has_index(index_dir):
+        shutil.rmtree(index_dir, ignore_errors=True)  # from nothing: a rebuild may reuse what an index holds
+        full_rebuild_s = _timed_rebuild(scale_settings, embedder, say, f"{label}: full rebuild")
+    one_file_s = restore_s = None
+    if corpus.articles > len(corpus.seed_names):
+        one_file_s, restore_s = _one_file_rebuild(scale_settings, corpus, embedder, say)
+
+    texts, chunks, sentences = corpus_texts(corpus.directory, scale_settings.chunk_max_chars)
+    say(f"{label}: encode floor, one encode call over {len(texts):,} texts...")
+    started = time.perf_counter()
+    # The model's own batching sorts the texts by length, so a batch pads little: the floor for this work.
+    embedder._model.encode(texts, batch_size=32, show_progress_bar=False, convert_to_numpy=True)
+    encode_floor_s = time.perf_counter() - started
+    say(f"{label}: encode floor: {encode_floor_s:.2f}s")
+
+    say(f"{label}: warm answers, {rounds} round(s) of {len(cases)} questions...")
+    service = StorybotService.load(scale_settings, embedder)  # rebuilds only if the index is stale
+    for case in cases[:3]:
+        service.ask(case.question)
+    answer_times: list[float] = []
+    answers: list[Answer] = []
+    for round_number in range(rounds):
+        for case in cases:
+            started = time.perf_counter()
+            answer = service.ask(case.question)
+            answer_times.append(time.perf_counter() - started)
+            if round_number == 0:
+                answers.append(answer)
+    needle, refusals = needle_counts(cases, answers, corpus.seed_names)
+    del service  # its index is not needed any more: free it before the next, larger corpus
+
+    say(f"{label}: cold start, {COLD_RUNS} processes...")
+    env = {
+        **os.environ,
+        "STORYBOT_CORPUS_DIR": str(corpus.directory.resolve()),
+        "STORYBOT_INDEX_DIR": str(index_dir.resolve()),
+        "STORYBOT_DATA_DIR": str(scale_settings.data_dir.resolve()),
+        "STORYBOT_EMBEDDING_MODEL": settings.embedding_model,
+        "STORYBOT_READER_MODEL": settings.reader_model,
+        "STORYBOT_CHUNK_MAX_CHARS": str(settings.chunk_max_chars),
+    }
+    cold = [_timed_child([sys.executable, "-m", "bot", "ask", cases[0].question], env) for _ in range(COLD_RUNS)]
+
+    return ScaleRow(
+        articles=articles,
+        chunks=chunks,
+        sentences=sentences,
+        full_rebuild_s=full_rebuild_s,
+        one_file_rebuild_s=one_file_s,
+        restore_rebuild_s=restore_s,
+        encode_floor_s=encode_floor_s,
+        cold_start_s=statistics.median(seconds for seconds, _ in cold),
+        warm_p50_ms=percentile(answer_times, 0.5) * 1000,
+        warm_p95_ms=percentile(answer_times, 0.95) * 1000,
+        ask_rss_mib=max(rss for _, rss in cold),
+        index_mib=_directory_mib(index_dir),
+        needle=needle,
+        refusals=refusals,
+        corpus_reused=corpus.reused,
+    )
+
+
+COLUMNS = (
+    "articles",
+    "chunks+sentences",
+    "full rebuild s",
+    "1-file rebuild s",
+    "encode floor s",
+    "rebuild/floor",
+    "cold start s",
+    "warm p50 ms",
+    "warm p95 ms",
+    "ask RSS MiB",
+    "index MiB",
+    "needle",
+    "refusals",
+)
+
+
+def _cells(row: ScaleRow) -> list[str]:
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    ratio = "-" if row.full_rebuild_s is None else f"{row.full_rebuild_s / row.encode_floor_s:.2f}x"
+    return [
+        f"{row.articles:,}",
+        f"{row.chunks:,}+{row.sentences:,}",
+        seconds(row.full_rebuild_s),
+        seconds(row.one_file_rebuild_s),
+        seconds(row.encode_floor_s),
+        ratio,
+        seconds(row.cold_start_s),
+        f"{row.warm_p50_ms:.1f}",
+        f"{row.warm_p95_ms:.1f}",
+        f"{row.ask_rss_mib:.0f}",
+        f"{row.index_mib:.1f}",
+        f"{row.needle[0]}/{row.needle[1]}",
+        f"{row.refusals[0]}/{row.refusals[1]}",
+    ]
+
+
+def format_table(rows: Sequence[ScaleRow]) -> str:
+    """One right-aligned row per corpus size under a header line."""
+    lines = [list(COLUMNS)] + [_cells(row) for row in rows]
+    widths = [max(len(line[column]) for line in lines) for column in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)) for line in lines)
+
+
+def _notes(rows: Sequence[ScaleRow], questions: Path, cases: Sequence[EvalCase], rounds: int) -> list[str]:
+    timed = [f"{row.articles:,}" for row in rows if row.full_rebuild_s is not None]
+    untimed = [f"{row.articles:,}" for row in rows if row.full_rebuild_s is None]
+    notes = []
+    if timed:
+        notes.append(
+            f"full rebuild (N = {', '.join(timed)}): rebuild_index in this process, model loaded, into an empty "
+            "index folder: the first embedding of every text, in corpus order, batches of 32"
+        )
+    if untimed:
+        notes.append(
+            f"full rebuild (N = {', '.join(untimed)}): not timed (asked to reuse the index): it was embedded by an "
+            "earlier run (loading it rebuilds it only if the corpus changed since)"
+        )
+    restores = ", ".join(
+        f"N={row.articles:,}: {row.restore_rebuild_s:.2f}s" for row in rows if row.restore_rebuild_s is not None
+    )
+    notes += [
+        "1-file rebuild: one sentence appended to the last generated article, then rebuild_index; the article is "
+        f"restored and the index rebuilt again afterwards ({restores or 'none'}); '-': no article but the seed",
+        "encode floor: one SentenceTransformer.encode(texts, batch_size=32) call over exactly the chunk and sentence "
+        "texts the index embeds (sentence-transformers sorts them by length)",
+        f"cold start: median of {COLD_RUNS} `python -m bot ask {cases[0].question!r}` processes, index built; "
+        "ask RSS: the largest peak RSS among them",
+        f"warm: service.ask in this process over the {len(cases)} questions of {questions.name}, {rounds} round(s) "
+        "after a warm-up",
+        "needle: answerable questions answered from the seed article with an expected phrase; refusals: "
+        "unanswerable questions refused",
+    ]
+    return notes
+
+
+def run_scale_bench(
+    settings: Settings,
+    sizes: Sequence[int],
+    scale_dir: Path,
+    questions_path: Path | None,
+    rounds: int,
+    time_full_rebuild: bool,
+    say: Say,
+) -> int:
+    """Bench storybot on a generated corpus of each size; print one table with a row per size."""
+    questions = questions_path or DEV_QUESTIONS
+    cases = load_jsonl(questions)
+    if not cases:
+        raise ConfigError(f"{questions} holds no questions")
+    from bot.indexing import embedding  # looked up at call time, so tests can share their loaded model
+
+    say("Loading the model...")
+    embedder = embedding.SentenceTransformerEmbedder(settings.embedding_model)
+    rows = [
+        bench_one(settings, articles, scale_dir / str(articles), cases, rounds, time_full_rebuild, embedder, say)
+        for articles in sizes
+    ]
+    print(f"machine: {machine()}")
+    print(format_table(rows))
+    for note in _notes(rows, questions, cases, rounds):
+        print(f"  {note}")
+    return 0
