@@ -525,13 +525,15 @@ def run_scale_bench(
         raise ConfigError(f"{questions} holds no questions")
     from bot.indexing import embedding  # looked up at call time, so tests can share their loaded model
 
+    load_before = os.getloadavg()[0]
     say("Loading the model...")
     embedder = embedding.SentenceTransformerEmbedder(settings.embedding_model)
     rows = [
         bench_one(settings, articles, scale_dir / str(articles), cases, rounds, time_full_rebuild, embedder, say)
         for articles in sizes
     ]
-    print(f"machine: {machine()}")
+    # Other work on the same cores slows every column: the load average says whether there was any.
+    print(f"machine: {machine()}; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(format_table(rows))
     for note in _notes(rows, questions, cases, rounds):
         print(f"  {note}")
