@@ -287,15 +287,20 @@ def corpus_texts(corpus_dir: Path, chunk_max_chars: int) -> tuple[list[str], int
     return chunk_texts + sentence_texts, len(chunk_texts), len(sentence_texts)
 
 
-def _progress(say: Say, label: str, every_seconds: float = 15.0) -> ProgressCallback:
+def _progress(say: Say, label: str, every_seconds: float = 30.0) -> ProgressCallback:
     """A rebuild progress callback that says how far the embedding got, at most once every `every_seconds`."""
-    last = time.monotonic()
+    started = last = time.monotonic()
 
     def progress(done: int, total: int) -> None:
         nonlocal last
-        if time.monotonic() - last >= every_seconds:
-            say(f"{label}: embedded {done:,} of {total:,} texts")
-            last = time.monotonic()
+        now = time.monotonic()
+        if now - last >= every_seconds and done:
+            rate = done / (now - started)
+            say(
+                f"{label}: embedded {done:,} of {total:,} texts ({done / total:.0%}, {rate:.0f} texts/s, "
+                f"about {(total - done) / rate / 60:.0f} min left)"
+            )
+            last = now
 
     return progress
 
