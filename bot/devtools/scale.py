@@ -273,7 +273,6 @@ class ScaleRow:
     index_mib: float
     needle: tuple[int, int]  # answerable questions answered from the seed with an expected phrase, of all
     refusals: tuple[int, int]  # unanswerable questions refused, of all
-    corpus_reused: bool
 
 
 def corpus_texts(corpus_dir: Path, chunk_max_chars: int) -> tuple[list[str], int, int]:
@@ -432,7 +431,6 @@ def bench_one(
         index_mib=_directory_mib(index_dir),
         needle=needle,
         refusals=refusals,
-        corpus_reused=corpus.reused,
     )
 
 
