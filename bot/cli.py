@@ -131,12 +131,44 @@ def _parser() -> argparse.ArgumentParser:
     bench = command(
         "bench",
         "measure latency, cold start, rebuild time and memory",
-        "Measure warm answer latency, cold start, rebuild time and peak memory on this machine.",
+        "Measure warm answer latency, cold start, rebuild time and peak memory on this machine.\n"
+        "With --scale N: on a generated corpus of N articles around the seed, with its own index (one row per N).",
     )
-    bench.add_argument("--questions", type=Path, help="JSON Lines questions (default: the bundled list)")
+    bench.add_argument(
+        "--questions", type=Path, help="JSON Lines questions (default: the bundled list; with --scale, dev.jsonl)"
+    )
     bench.add_argument("--rounds", type=int, default=5, help="passes over the questions (default 5)")
     bench.add_argument("--telegram-load", action="store_true", help="also run 20 chats x 10 questions over HTTP")
+    bench.add_argument(
+        "--scale",
+        type=_article_counts,
+        metavar="N[,N...]",
+        help="instead: bench a generated corpus of N articles around the seed (rebuilds, encode floor, cold start, "
+        "latency, memory, disk, needle accuracy), one table row per N",
+    )
+    bench.add_argument(
+        "--scale-dir",
+        type=Path,
+        default=Path(".cache") / "scale",
+        help="where the generated corpora and their own indexes are kept (default .cache/scale)",
+    )
+    bench.add_argument(
+        "--no-full-rebuild",
+        action="store_true",
+        help="with --scale: reuse an index built by an earlier run instead of timing a rebuild from nothing",
+    )
     return parser
+
+
+def _article_counts(value: str) -> list[int]:
+    """`--scale 1,1000,10000` -> [1, 1000, 10000]."""
+    try:
+        counts = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected article counts like 1,1000,10000, not {value!r}")
+    return counts
 
 
 def load_settings() -> Settings:
@@ -207,6 +239,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command or "chat"
     if command == "rebuild":
         return _rebuild(settings, args.full)
+    if command == "bench" and args.scale:
+        from bot.devtools.scale import run_scale_bench
+
+        if args.telegram_load:
+            raise ConfigError("--telegram-load runs on your corpus; run it without --scale")
+        return run_scale_bench(
+            settings, args.scale, args.scale_dir, args.questions, args.rounds, not args.no_full_rebuild, _say
+        )
     if command == "bench":
         from bot.devtools.bench import run_bench
 
