@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bot.config import Settings
+from bot.errors import IndexError_
 from bot.indexing import store as store_module
 from bot.indexing.corpus import read_corpus
 from bot.indexing.index import current_build, load_index, staleness
@@ -111,3 +113,51 @@ def test_store_kind_follows_corpus_size_and_answers_the_same(settings: Settings,
     assert [i for i, _ in loaded.sentence_vectors.search(question, 5)] == expected
     ids = loaded.sentences.ids()
     assert np.allclose(np.linalg.norm(loaded.sentence_vectors.get(ids), axis=1), 1.0, atol=1e-3)
+
+
+def _retrieved(service: StorybotService, questions: list[str]) -> list[list[str]]:
+    return [[s.sentence.text for s in service.retriever.search(q).sentences] for q in questions]
+
+
+QUESTIONS = [
+    "When will the harbour reopen to fishing boats?",
+    "What did Biden warn?",
+    "Who won the chess final?",
+    "What does the library robot do?",
+]
+
+
+def test_vectors_in_qdrant_answer_like_faiss_and_rebuild_incrementally(settings: Settings, tmp_path: Path) -> None:
+    pytest.importorskip("qdrant_client")
+    _with_fixtures(settings)
+    faiss_service = StorybotService.load(settings, FakeEmbedder())
+    engine = settings.model_copy(
+        update={"index_dir": tmp_path / "engine-index", "vector_store_url": f"path:{tmp_path / 'qdrant'}"}
+    )
+    service = StorybotService.load(engine, FakeEmbedder())
+    assert service.index.manifest.vectors["sentences.faiss"]["type"] == "qdrant"
+    assert not list((service.index.path or tmp_path).glob("*.faiss"))  # the vectors are in the engine only
+    assert _retrieved(service, QUESTIONS) == _retrieved(faiss_service, QUESTIONS)
+
+    first_build = service.index.path
+    article = settings.corpus_dir / "harbour-reopens.md"
+    article.write_text(article.read_text() + "\nThe harbour master promised a second pier by the spring.\n")
+    assert service.refresh_if_stale()  # an incremental build into copies of the collections, then the swap
+    assert service.index.manifest.incremental and service.index.path != first_build
+    assert any("second pier" in s.sentence.text for s in service.retriever.search("second pier").sentences)
+    # The old build's collections went with its folder; a new process finds the new build's.
+    from bot.indexing.qdrant_store import close_clients, open_qdrant
+
+    close_clients()
+    reloaded = StorybotService.load(engine, FakeEmbedder())
+    assert reloaded.index.path == service.index.path and len(reloaded.index.sentence_vectors) == len(
+        reloaded.index.sentences
+    )
+    with pytest.raises(IndexError_):
+        open_qdrant(engine.vector_store_url, f"storybot-{first_build.name}-sentences", 64)  # type: ignore[union-attr]
+    close_clients()
+    # Pointing the settings back at FAISS files makes the index stale, not damaged.
+    back = engine.model_copy(update={"vector_store_url": ""})
+    assert "vectors are in a vector engine" in (
+        staleness(reloaded.index.manifest, back.corpus_dir, "fake-embedder", 500, corpus_rules(back), "") or ""
+    )

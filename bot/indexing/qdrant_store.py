@@ -101,6 +101,14 @@ def open_qdrant(
     return store
 
 
+def drop_collection(url: str, collection: str, api_key: str | None = None) -> None:
+    """Delete a collection if it is there (an old build's vectors)."""
+    client = _client(url, api_key)
+    with _client_errors(url, f"to delete collection {collection!r}"):
+        if client.collection_exists(collection):
+            client.delete_collection(collection)
+
+
 class QdrantVectorStore:
     """Unit vectors in one Qdrant collection, as points whose ids are the metadata's ids (dot = cosine)."""
 
