@@ -360,10 +360,20 @@ def _store_vectors(
     progress: ProgressCallback | None,
     new_store: Callable[[str, np.ndarray, np.ndarray], VectorStore],
 ) -> tuple[VectorStore, VectorStore, int]:
-    """Embed the new texts in groups (cache first, then the model) into the chunk and sentence stores."""
-    embedded = 0
-    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (is_chunk, ids, vectors) per group
-    done = 0
+    """Embed the new texts in groups (cache first, then the model) into the chunk and sentence stores.
+
+    The new vectors are written into one array per kind as each group is embedded, and each array is freed
+    once its store holds it: a rebuild holds at most one extra copy of the new vectors beside the store.
+    """
+    is_chunk = np.array([kind == "chunk" for kind, _ in kinds], dtype=bool)
+    ids = np.array([item_id for _, item_id in kinds], dtype=np.int64)
+    row = np.cumsum(is_chunk) - 1  # a text's row in its kind's array
+    row[~is_chunk] = np.cumsum(~is_chunk)[~is_chunk] - 1
+    by_kind = {
+        True: np.empty((int(is_chunk.sum()), embedder.dimension), dtype=np.float32),
+        False: np.empty((int((~is_chunk).sum()), embedder.dimension), dtype=np.float32),
+    }
+    embedded = done = 0
     for start in range(0, len(texts), EMBED_GROUP):
         group = texts[start : start + EMBED_GROUP]
         vectors, missing = cache.lookup(group)
@@ -376,31 +386,22 @@ def _store_vectors(
                     progress(offset + count, len(texts))
 
             fresh = embedder.encode(unique, progress=report)
-            row_of = {text: row for row, text in enumerate(unique)}
+            row_of = {text: position for position, text in enumerate(unique)}
             vectors[missing] = fresh[[row_of[group[i]] for i in missing]]
             cache.store(unique, fresh)
             embedded += len(unique)
         done += len(group)
         if progress:
             progress(done, len(texts))
-        kind = kinds[start : start + EMBED_GROUP]
-        groups.append(
-            (
-                np.array([k == "chunk" for k, _ in kind], dtype=bool),
-                np.array([i for _, i in kind], dtype=np.int64),
-                vectors,
-            )
-        )
+        span = slice(start, start + len(group))
+        for kind in (True, False):
+            mask = is_chunk[span] == kind
+            by_kind[kind][row[span][mask]] = vectors[mask]
     stores = []
-    for position, (store_kind, is_chunk, count) in enumerate(
+    for position, (store_kind, kind, count) in enumerate(
         (("chunks", True, counts[1]), ("sentences", False, counts[2]))
     ):
-        new_ids = np.concatenate([g[1][g[0] == is_chunk] for g in groups]) if groups else np.zeros(0, np.int64)
-        new_vectors = (
-            np.concatenate([g[2][g[0] == is_chunk] for g in groups])
-            if groups
-            else np.zeros((0, embedder.dimension), np.float32)
-        )
+        new_ids, new_vectors = ids[is_chunk == kind], by_kind.pop(kind)
         store = previous[position] if previous is not None else None
         if store is not None and store.fits(count):
             store.upsert(new_ids, new_vectors)
@@ -410,6 +411,7 @@ def _store_vectors(
                 new_ids = np.concatenate([old_ids, new_ids])
                 new_vectors = np.concatenate([old_vectors, new_vectors])
             store = new_store(store_kind, new_ids, new_vectors)
+        del new_vectors  # this kind's copy goes before the next kind's store is built
         stores.append(store)
     return stores[0], stores[1], embedded
 
