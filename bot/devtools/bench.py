@@ -48,16 +48,42 @@ def machine() -> str:
     )
 
 
+# Runs `-m module args` or `-c code` and reports the process's own peak RSS (VmHWM) at exit. The rusage
+# of a forked child counts the parent's memory at the fork, which made a child of a large benchmark
+# process look as large as the benchmark.
+_MEASURED_CHILD = """
+import atexit, runpy, sys
+def report():
+    try:
+        with open("/proc/self/status") as status:
+            peak = next((line.split()[1] for line in status if line.startswith("VmHWM:")), "")
+    except OSError:
+        peak = ""
+    sys.stderr.write(f"\\nVmHWM-kB {peak}\\n")
+atexit.register(report)
+mode, target, *rest = sys.argv[1:]
+if mode == "-m":
+    sys.argv = [target, *rest]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    sys.argv = ["-c", *rest]
+    exec(compile(target, "<bench>", "exec"), {"__name__": "__main__"})
+"""
+
+
 def _timed_child(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+    """Wall seconds and peak RSS (MiB) of one child process (`python -m ...` or `python -c ...`)."""
     started = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    process = subprocess.Popen(
+        [args[0], "-c", _MEASURED_CHILD, *args[1:]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, stderr = process.communicate()
     seconds = time.perf_counter() - started
-    if status != 0:
-        error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    error = stderr.decode(errors="replace")
+    if process.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:4])} failed: {error.strip()[-300:]}")
-    return seconds, usage.ru_maxrss / 1024
+    peaks = [line.split()[1] for line in error.splitlines() if line.startswith("VmHWM-kB ") and len(line.split()) > 1]
+    return seconds, (int(peaks[-1]) / 1024 if peaks else float("nan"))
 
 
 def index_check_cost(service: StorybotService, runs: int = 5) -> str:
