@@ -41,7 +41,7 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> RedactingFilte
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(redactor)
-    handler.setLevel(level)  # some libraries (bm25s) set their own loggers to DEBUG
+    handler.setLevel(level)  # some libraries set their own loggers to DEBUG
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
