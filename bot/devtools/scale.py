@@ -520,7 +520,7 @@ def _notes(rows: Sequence[ScaleRow], questions: Path, cases: Sequence[EvalCase],
     if timed:
         notes.append(
             f"full rebuild (N = {', '.join(timed)}): rebuild_index in this process, model loaded, into an empty "
-            "index folder: the first embedding of every text, in corpus order, batches of 32"
+            "index folder, no embedding cache: every distinct text embedded once, longest first, in groups of 4,096"
         )
     if untimed:
         notes.append(
