@@ -231,7 +231,7 @@ def build_index(
         _pause_for_tests()
         _swap_current(index_dir, build_dir)
     except BaseException:
-        _drop_engine_collections(build_dir, store_url)
+        _drop_engine_collections(build_dir, store_url, quiet=True)  # the error raised says what went wrong
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
     _remove_old_builds(index_dir, keep=build_dir.name, store_url=store_url)
@@ -491,7 +491,7 @@ def _collection(build_dir: Path, kind: str) -> str:
     return f"storybot-{build_dir.name}-{kind}"
 
 
-def _drop_engine_collections(build_dir: Path, store_url: str) -> None:
+def _drop_engine_collections(build_dir: Path, store_url: str, quiet: bool = False) -> None:
     """Delete the vector-engine collections a build folder made (nothing for FAISS files)."""
     if not store_url:
         return
@@ -501,7 +501,8 @@ def _drop_engine_collections(build_dir: Path, store_url: str) -> None:
         try:
             drop_collection(store_url, _collection(build_dir, kind))
         except IndexError_ as error:  # an old build's vectors left behind must not fail the new build
-            log.warning("could not delete an old build's vectors: %s", error)
+            log.log(logging.DEBUG if quiet else logging.WARNING, "could not delete a build's vectors: %s", error)
+            return
 
 
 def current_build_name(index_dir: Path) -> str | None:
