@@ -199,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.logs import configure_logging
 
     token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
-    configure_logging(settings.log_level, secrets=[token])
+    store_key = settings.vector_store_api_key.get_secret_value() if settings.vector_store_api_key else ""
+    configure_logging(settings.log_level, secrets=[token, store_key])
     try:
         return _run(args, settings)
     except StorybotError as error:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Where the vectors live: "" keeps them in FAISS files inside index/ (the default); a Qdrant server
     # (http(s)://host:port) or Qdrant's in-process local mode (path:/some/dir) holds them instead.
     vector_store_url: str = ""
+    # The API key of a Qdrant server, when it asks for one; never logged.
+    vector_store_api_key: SecretStr | None = None
     data_dir: Path = Path("data")
     embedding_model: str = BUNDLED_MODEL
     # The trained reader ("storybot-reader" ships in the repository) or a folder from `storybot train-reader`.
@@ -82,7 +84,7 @@ class Settings(BaseSettings):
             return [value]
         return value
 
-    @field_validator("telegram_bot_token", "answer_threshold", mode="before")
+    @field_validator("telegram_bot_token", "vector_store_api_key", "answer_threshold", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # `TELEGRAM_BOT_TOKEN=` copied from .env.example means "no token", not an empty one.

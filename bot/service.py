@@ -58,6 +58,7 @@ class StorybotService:
         The index is checked before the model loads, so a damaged index is reported at once.
         """
         model_name = embedder.name if embedder else settings.embedding_model
+        configure_vector_store(settings)
         build_dir = current_build(settings.index_dir)
         index: StoredIndex | None = None
         if build_dir is None:
@@ -178,6 +179,14 @@ def load_scorer(reader_model: str) -> Scorer:
         raise ModelLoadError(f"cannot load the scorer of the reader {reader_model!r} ({error})") from None
 
 
+def configure_vector_store(settings: Settings) -> None:
+    """Hand the vector engine's API key to its client (only when the vectors live in an engine)."""
+    if settings.vector_store_url and settings.vector_store_api_key:
+        from bot.indexing.qdrant_store import register_api_key
+
+        register_api_key(settings.vector_store_url, settings.vector_store_api_key.get_secret_value())
+
+
 def corpus_rules(settings: Settings) -> CorpusRules:
     """Which corpus files are read: the same rules for building and for the staleness check."""
     return CorpusRules(follow_symlinks=settings.follow_symlinks, max_file_bytes=settings.max_corpus_file_bytes)
@@ -200,6 +209,7 @@ def rebuild_index(
     """
     if not settings.corpus_dir.is_dir():
         raise CorpusError(f"the corpus directory {settings.corpus_dir} does not exist (STORYBOT_CORPUS_DIR)")
+    configure_vector_store(settings)
     try:
         with build_lock(settings.index_dir):
             started = time.perf_counter()

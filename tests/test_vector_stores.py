@@ -16,10 +16,11 @@ import bot.indexing.store as store_module
 from bot.errors import IndexError_
 from bot.indexing.chunking import split_sentences
 from bot.indexing.embedding import SentenceTransformerEmbedder
-from bot.indexing.qdrant_store import QdrantVectorStore, close_clients, open_qdrant
+from bot.indexing.qdrant_store import QdrantVectorStore, close_clients, open_qdrant, register_api_key
 from bot.indexing.store import FaissVectorStore
+from bot.service import StorybotService
 
-from .conftest import SEED_ARTICLE
+from .conftest import SEED_ARTICLE, FakeEmbedder, make_settings
 
 DIMENSION = 32
 COUNT = 120  # Qdrant's local mode commits each point to SQLite on its own: keep it small
@@ -275,3 +276,30 @@ def test_qdrant_without_the_client_package_says_what_to_install(monkeypatch: pyt
     with pytest.raises(IndexError_) as error:
         open_qdrant(":memory:", "vectors", DIMENSION)
     assert_one_line(error, "install storybot[qdrant]")
+
+
+def test_the_api_key_setting_reaches_the_server_and_no_message(tmp_path: Path, caplog) -> None:
+    seen: list[str | None] = []
+
+    class Recording(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("api-key"))
+            self.send_error(403, "Forbidden")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    secret = "s3cret-qdrant-key-0123456789"
+    settings = make_settings(tmp_path, vector_store_url=url, vector_store_api_key=secret)
+    try:
+        with pytest.raises(IndexError_) as error:
+            StorybotService.load(settings, FakeEmbedder())
+    finally:
+        server.shutdown()
+        server.server_close()
+        register_api_key(url, None)
+    assert seen and all(key == secret for key in seen)
+    assert secret not in str(error.value) and secret not in caplog.text

@@ -33,6 +33,17 @@ URL_FORMS = "http(s)://host:port, path:/some/dir or :memory:"
 # stores live side by side in it.
 _clients: dict[tuple[str, str | None], QdrantClient] = {}
 _clients_lock = threading.Lock()
+# API keys by server URL, from the settings (see register_api_key): the index code passes URLs only, and a
+# key must never travel in a URL, which error messages and logs show.
+_api_keys: dict[str, str] = {}
+
+
+def register_api_key(url: str, api_key: str | None) -> None:
+    """The key every later call to the server at `url` sends (None: none)."""
+    if api_key:
+        _api_keys[url] = api_key
+    else:
+        _api_keys.pop(url, None)
 
 
 @atexit.register
@@ -62,6 +73,7 @@ def _client_errors(url: str, doing: str) -> Iterator[None]:
 
 def _client(url: str, api_key: str | None) -> QdrantClient:
     """The shared client for a location: a server URL, `path:/some/dir` or `:memory:`."""
+    api_key = api_key or _api_keys.get(url)
     try:
         from qdrant_client import QdrantClient
     except ImportError:
