@@ -16,7 +16,7 @@ import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,7 +148,10 @@ class MetadataStore:
         for chunk in chunks:
             for sentence_id in chunk.sentence_ids:
                 chunk_of[sentence_id] = chunk.id
-        sentence_stems = [frozenset(stem(w) for w in content_words(s.text)) for s in sentences]
+        # Each sentence's words, found once: the stems, the vocabulary and the topics all come from them.
+        sentence_words = [content_words(s.text) for s in sentences]
+        title_words = content_words(document.title)
+        sentence_stems = [frozenset(stem(w) for w in found) for found in sentence_words]
         db.executemany(
             "INSERT INTO sentences VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -175,11 +178,9 @@ class MetadataStore:
             [(c.id, " ".join(stem(w) for w in content_words(c.text))) for c in chunks],
         )
         self._count_sentence_stems(sentence_stems, +1)
-        words = Counter(w for s in sentences for w in dict.fromkeys(content_words(s.text)))
-        stem_counts = Counter(
-            stem(w) for w in [*content_words(document.title), *(w for s in sentences for w in content_words(s.text))]
-        )
-        title_stems = {stem(w) for w in content_words(document.title)}
+        words = dict.fromkeys(w for found in sentence_words for w in found)
+        stem_counts = Counter(stem(w) for w in [*title_words, *(w for found in sentence_words for w in found)])
+        title_stems = {stem(w) for w in title_words}
         topics = sorted(s for s, n in stem_counts.items() if s in title_stems or n >= TOPIC_MIN_COUNT)
         db.execute(
             "INSERT INTO doc_terms (rowid, words, stems, topics) VALUES (?, ?, ?, ?)",
@@ -292,62 +293,55 @@ class MetadataStore:
 
     def sentences(self, ids: Iterable[int]) -> dict[int, SentenceRow]:
         """Sentence rows by id, each checked against its paragraph; IndexDamagedError names a bad one."""
-        wanted = sorted(set(ids))
         found: dict[int, SentenceRow] = {}
-        for batch in _batches(wanted):
-            rows = self._query(
-                'SELECT s.id, d.name, s.paragraph, s.start, s."end", s.text, s.role, s.chunk, s.stems, '
-                "p.start, p.text FROM sentences s JOIN documents d ON d.id = s.doc "
-                "JOIN paragraphs p ON p.doc = s.doc AND p.number = s.paragraph "
-                f"WHERE s.id IN ({','.join('?' * len(batch))})",
-                batch,
+        for sid, doc, paragraph, start, end, text, role, chunk, stems_ in self._passages(
+            "sentence", ("role", "chunk", "stems"), ids
+        ):
+            if role not in _ROLES or not isinstance(chunk, int) or not isinstance(stems_, str):
+                raise IndexDamagedError(self.path, f"sentence {sid} has a wrong role, chunk or stems")
+            found[sid] = SentenceRow(
+                sid, Sentence(doc, paragraph, start, end, text, role), chunk, frozenset(stems_.split())
             )
-            for sid, doc, paragraph, start, end, text, role, chunk, stems_, p_start, p_text in rows:
-                self._check_passage("sentence", sid, start, end, text, p_start, p_text)
-                if role not in _ROLES or not isinstance(chunk, int) or not isinstance(stems_, str):
-                    raise IndexDamagedError(self.path, f"sentence {sid} has a wrong role, chunk or stems")
-                found[sid] = SentenceRow(
-                    sid, Sentence(doc, paragraph, start, end, text, role), chunk, frozenset(stems_.split())
-                )
-        self._all_found("sentence", wanted, found)
         return found
 
     def chunks(self, ids: Iterable[int]) -> dict[int, Chunk]:
-        wanted = sorted(set(ids))
+        """Chunk rows by id, each checked against its paragraph; IndexDamagedError names a bad one."""
         found: dict[int, Chunk] = {}
-        for batch in _batches(wanted):
-            rows = self._query(
-                'SELECT c.id, d.name, c.paragraph, c.start, c."end", c.text, c.sentence_ids, p.start, p.text '
-                "FROM chunks c JOIN documents d ON d.id = c.doc "
-                "JOIN paragraphs p ON p.doc = c.doc AND p.number = c.paragraph "
-                f"WHERE c.id IN ({','.join('?' * len(batch))})",
-                batch,
-            )
-            for cid, doc, paragraph, start, end, text, sentence_ids, p_start, p_text in rows:
-                self._check_passage("chunk", cid, start, end, text, p_start, p_text)
-                if not isinstance(sentence_ids, str) or not _IDS.match(sentence_ids):
-                    raise IndexDamagedError(
-                        self.path, f"chunk {cid} refers to sentences in a form storybot never writes"
-                    )
-                found[cid] = Chunk(
-                    cid, doc, paragraph, start, end, text, tuple(int(i) for i in sentence_ids.split(","))
-                )
-        self._all_found("chunk", wanted, found)
+        for cid, doc, paragraph, start, end, text, sentence_ids in self._passages("chunk", ("sentence_ids",), ids):
+            if not isinstance(sentence_ids, str) or not _IDS.match(sentence_ids):
+                raise IndexDamagedError(self.path, f"chunk {cid} refers to sentences in a form storybot never writes")
+            found[cid] = Chunk(cid, doc, paragraph, start, end, text, tuple(int(i) for i in sentence_ids.split(",")))
         return found
+
+    def _passages(self, kind: str, extra: tuple[str, ...], ids: Iterable[int]) -> list[tuple[Any, ...]]:
+        """(id, document name, paragraph, start, end, text, *extra) of the chunks or sentences asked for, in
+        batches, each checked against its paragraph; IndexDamagedError when one is missing or wrong."""
+        wanted = sorted(set(ids))
+        table = f"{kind}s"
+        columns = ", ".join(f"x.{column}" for column in extra)
+        rows: list[tuple[Any, ...]] = []
+        for batch in _batches(wanted):
+            for row in self._query(
+                f'SELECT x.id, d.name, x.paragraph, x.start, x."end", x.text, {columns}, p.start, p.text '  # noqa: S608
+                f"FROM {table} x JOIN documents d ON d.id = x.doc "
+                "JOIN paragraphs p ON p.doc = x.doc AND p.number = x.paragraph "
+                f"WHERE x.id IN ({','.join('?' * len(batch))})",
+                batch,
+            ):
+                item, _, _, start, end, text, *_, p_start, p_text = row
+                self._check_passage(kind, item, start, end, text, p_start, p_text)
+                rows.append(row[:-2])
+        found = {row[0] for row in rows}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise IndexDamagedError(self.path, f"{kind} {missing[0]} or its document or paragraph is not there")
+        return rows
 
     def chunk_ids(self) -> list[int]:
         return [i for (i,) in self._query("SELECT id FROM chunks ORDER BY id")]
 
     def sentence_ids(self) -> list[int]:
         return [i for (i,) in self._query("SELECT id FROM sentences ORDER BY id")]
-
-    def ids_of_document(self, name: str) -> tuple[list[int], list[int]]:
-        """(chunk ids, sentence ids) of one document."""
-        chunk_ids = self._query("SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc WHERE d.name = ?", (name,))
-        sentence_ids = self._query(
-            "SELECT s.id FROM sentences s JOIN documents d ON d.id = s.doc WHERE d.name = ?", (name,)
-        )
-        return [i for (i,) in chunk_ids], [i for (i,) in sentence_ids]
 
     # -- the inverted maps ------------------------------------------------------------------------
 
@@ -419,11 +413,6 @@ class MetadataStore:
             raise IndexDamagedError(self.path, f"{kind} {item} has offsets {start}-{end} outside its paragraph")
         if p_text[start - p_start : end - p_start] != text:
             raise IndexDamagedError(self.path, f"{kind} {item}'s text is not the paragraph's text at its offsets")
-
-    def _all_found(self, kind: str, wanted: list[int], found: Mapping[int, object]) -> None:
-        missing = [i for i in wanted if i not in found]
-        if missing:
-            raise IndexDamagedError(self.path, f"{kind} {missing[0]} or its document or paragraph is not there")
 
     def _text(self, value: object, what: str) -> str:
         if not isinstance(value, str):
