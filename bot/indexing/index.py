@@ -83,6 +83,11 @@ class Manifest:
     vectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> the kind of store it holds
     incremental: bool = False  # built from the previous build (False: from scratch)
 
+    @property
+    def in_engine(self) -> bool:
+        """Whether the vectors live in a vector engine rather than in FAISS files of the build."""
+        return any(record["type"] == "qdrant" for record in self.vectors.values())
+
     def known_files(self) -> dict[str, KnownFile]:
         """The articles this build read, with what a later build needs to tell whether they changed."""
         return {
@@ -147,10 +152,6 @@ class Documents(Mapping[str, DocumentInfo]):
         if info is None:
             raise KeyError(name)
         return info
-
-    def get(self, name: str, default: Any = None) -> Any:  # no exception for a miss: chats ask about any name
-        info = self._read(name) if isinstance(name, str) else None
-        return default if info is None else info
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -256,7 +257,7 @@ def _previous_build(
         and manifest.dimension == embedder.dimension
         and manifest.chunker_version == CHUNKER_VERSION
         and manifest.chunk_max_chars == chunk_max_chars
-        and all((record["type"] == "qdrant") == bool(store_url) for record in manifest.vectors.values())
+        and manifest.in_engine == bool(store_url)
     )
     if not same:
         return None
@@ -295,8 +296,9 @@ def _build(
         # An article read again with the same content (touched, copied back) keeps its chunks and vectors.
         same = {d.name for d in corpus.documents if old_manifest.corpus.get(d.name) == corpus.file_hashes[d.name]}
         reused += sorted(same & set(old_manifest.documents))
-        new_documents = [d for d in corpus.documents if d.name not in set(reused)]
-        gone = (set(old_manifest.documents) - set(reused)) | {d.name for d in new_documents}
+        kept = set(reused)
+        new_documents = [d for d in corpus.documents if d.name not in kept]
+        gone = (set(old_manifest.documents) - kept) | {d.name for d in new_documents}
         for name in sorted(gone & set(old_manifest.documents)):
             chunk_ids, sentence_ids = metadata.remove_document(name)
             stores[0].delete(chunk_ids)
@@ -624,7 +626,7 @@ def _engine_store(build_dir: Path, kind: str, manifest: Manifest, store_url: str
 
 def _index_files(manifest: Manifest) -> tuple[str, ...]:
     """The files of a build: the vector files only when the vectors are not in an engine."""
-    if any(record["type"] == "qdrant" for record in manifest.vectors.values()):
+    if manifest.in_engine:
         return (METADATA,)
     return INDEX_FILES
 
@@ -677,9 +679,8 @@ def staleness(
         return f"built by chunker version {manifest.chunker_version}, this is {CHUNKER_VERSION}"
     if manifest.chunk_max_chars != chunk_max_chars:
         return f"built with chunks of {manifest.chunk_max_chars} chars, settings ask for {chunk_max_chars}"
-    in_engine = any(record["type"] == "qdrant" for record in manifest.vectors.values())
-    if in_engine != bool(store_url):
-        where = "a vector engine" if in_engine else "FAISS files"
+    if manifest.in_engine != bool(store_url):
+        where = "a vector engine" if manifest.in_engine else "FAISS files"
         return f"its vectors are in {where}, settings ask for {store_url or 'FAISS files'}"
     current = hash_corpus(corpus_dir, rules, manifest.known_files())
     if current != manifest.corpus:
@@ -722,7 +723,6 @@ def load_index(build_dir: Path, check_vectors: bool = True, store_url: str = "")
 
 def _open_build(build_dir: Path, manifest: Manifest, check_vectors: bool, store_url: str) -> StoredIndex:
     metadata_path = build_dir / METADATA
-    in_engine = any(record["type"] == "qdrant" for record in manifest.vectors.values())
     metadata = MetadataStore(metadata_path)
     metadata.check_schema()
     documents, chunks, sentences = metadata.counts()
@@ -730,7 +730,7 @@ def _open_build(build_dir: Path, manifest: Manifest, check_vectors: bool, store_
         raise IndexDamagedError(metadata_path, "document, chunk or sentence count differs from the manifest")
     stores: list[VectorStore] = []
     for name, kind, count in ((CHUNK_VECTORS, "chunks", chunks), (SENTENCE_VECTORS, "sentences", sentences)):
-        if in_engine:
+        if manifest.in_engine:
             stores.append(_engine_store(build_dir, kind, manifest, store_url, count))
         else:
             stores.append(FaissVectorStore.read(build_dir / name, manifest.dimension, count, check_vectors))
