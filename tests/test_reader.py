@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from bot.answering.reader import BUNDLED_READER_DIR, CONFIG_FILE, WEIGHTS_FILE, CrossEncoderReader, reader_text
-from bot.answering.scorer import FEATURES, SCORER_FILE
+from bot.answering.reader import (
+    BUNDLED_READER_DIR,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CrossEncoderReader,
+    reader_text,
+    reader_texts,
+)
+from bot.answering.scorer import FEATURES, SCORER_FILE, read_candidates
 from bot.devtools.squad import SquadArticle, SquadQuestion
 from bot.devtools.train_reader import Recipe, retrieval_groups, train_listwise, write_reader
+from bot.errors import ModelLoadError
 
 from .conftest import FakeEmbedder
 
@@ -29,7 +39,7 @@ ARTICLE = SquadArticle(
 )
 
 
-def _groups(tmp_path: Path) -> list:
+def _groups(tmp_path: Path, context: str = "title") -> list:
     return retrieval_groups(
         {ARTICLE.file_name: ARTICLE.document_text()},
         [(q.question, list(q.answers) or None) for q in ARTICLE.questions],
@@ -37,6 +47,7 @@ def _groups(tmp_path: Path) -> list:
         tmp_path,
         size=4,
         source="squad",
+        context=context,
     )
 
 
@@ -59,6 +70,49 @@ def test_a_few_training_steps_write_a_reader_that_loads(tmp_path: Path) -> None:
     reader = CrossEncoderReader(str(tmp_path), quantize=False)
     logits = reader.logits("When did the harbour reopen?", ["It reopened on Monday.", "Nothing here."])
     assert logits.shape == (2,) and np.isfinite(logits).all()
+    assert reader.context == "title"  # as it was trained: answer time gives it the same text as training
+
+    # A reader.json from before the title was given reads sentences alone; an unknown context is refused.
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    del config["context"]
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    assert CrossEncoderReader(str(tmp_path), quantize=False).context == "none"
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config | {"context": "paragraph"}))
+    with pytest.raises(ModelLoadError, match="context"):
+        CrossEncoderReader(str(tmp_path), quantize=False)
+
+
+def test_training_texts_carry_the_article_title_only_for_a_title_reader(tmp_path: Path) -> None:
+    with_title = _groups(tmp_path / "t", "title")
+    alone = _groups(tmp_path / "n", "none")
+    body = [t for g in with_title for t in g.texts if not t.startswith(("Headline:", "Published"))]
+    assert body and all(t.startswith("Harbour | ") for t in body)
+    assert not any("Harbour | " in t for g in alone for t in g.texts)
+
+
+class RecordingReader:
+    """A reader that records what it is given (the scorer's side of the contract), scoring by length."""
+
+    name = "recording"
+
+    def __init__(self, context: str) -> None:
+        self.context = context
+        self.read: list[str] = []
+
+    def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        self.read += texts
+        return np.asarray([float(len(t)) for t in texts], dtype=np.float32)
+
+
+@pytest.mark.parametrize("context", ["title", "none"])
+def test_answer_time_gives_the_reader_what_training_gave_it(seed_service, context: str) -> None:
+    retrieval = seed_service.retriever.search("What did Biden warn?")
+    reader = RecordingReader(context)
+    pool, rows = read_candidates(retrieval, reader)
+    title = seed_service.index.documents[pool[0].sentence.doc].title
+    expected = reader_texts(context, [(s.sentence.text, s.sentence.role, title) for s in pool])
+    assert reader.read == expected and len(rows) == len(pool)
+    assert any(t.startswith(f"{title} | ") for t in reader.read) == (context == "title")
 
 
 def test_the_shipped_reader_has_its_scorer_and_card() -> None:
@@ -70,3 +124,5 @@ def test_the_shipped_reader_has_its_scorer_and_card() -> None:
 
 def test_header_lines_read_with_their_label() -> None:
     assert reader_text("CGTN", "outlet").endswith(": CGTN") and reader_text("A sentence.", "body") == "A sentence."
+    # A header line is not prefixed with the title: its label says what it is.
+    assert reader_text("CGTN", "outlet", "A headline") == reader_text("CGTN", "outlet")

@@ -36,6 +36,7 @@ class Reader(Protocol):
     """What the scorer needs from a reader."""
 
     name: str
+    context: str  # "title": each body sentence is read after its article's title (as the reader was trained)
 
     def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
         """One logit per text: how sure the reader is that the text answers the question."""
@@ -75,6 +76,10 @@ class CrossEncoderReader:
         try:
             config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
             self.max_length = int(config["max_length"])
+            # Readers trained before the title was given to them read the sentence alone.
+            self.context = str(config.get("context", "none"))
+            if self.context not in READER_CONTEXTS:
+                raise ValueError(f"unknown context {self.context!r}")
             cross_encoder = base_cross_encoder(str(config.get("base_model", BUNDLED_MODEL)))
             load_reader_weights(cross_encoder.model, path / WEIGHTS_FILE)
         except ModelLoadError:
@@ -131,11 +136,25 @@ def load_reader_weights(model: Any, path: Path) -> None:
         raise ValueError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
+# What a reader may be given beside the sentence: nothing, or the title of its article. SQuAD's answer
+# sentences often say "she" or "it" for the article's subject, which only the title names.
+READER_CONTEXTS = ("none", "title")
+
 # How a header line reads to the reader: "CGTN" alone says nothing; "Outlet: CGTN" answers "Who published it?".
 _HEADER_LABELS = {"title": "Headline", "outlet": "Published by", "date": "Published on"}
 
 
-def reader_text(text: str, role: str) -> str:
-    """The text the reader sees for a sentence: body sentences as they are, header lines with their label."""
+def reader_text(text: str, role: str, title: str = "") -> str:
+    """The text the reader sees for a sentence: header lines with their label, body sentences after their
+    article's title when one is given ("Beyoncé | She ..."), else as they are."""
     label = _HEADER_LABELS.get(role)
-    return f"{label}: {text}" if label else text
+    if label:
+        return f"{label}: {text}"
+    return f"{title} | {text}" if title else text
+
+
+def reader_texts(context: str, sentences: Sequence[tuple[str, str, str]]) -> list[str]:
+    """What a reader trained with `context` reads for each (text, role, article title): at training and at
+    answer time alike."""
+    with_title = context == "title"
+    return [reader_text(text, role, title if with_title else "") for text, role, title in sentences]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.answering.reader import Reader, reader_text
+from bot.answering.reader import Reader, reader_texts
 from bot.answering.retrieval import QuestionAnalysis, Retrieval, ScoredSentence
 from bot.answering.spans import answer_candidates
 from bot.indexing.terms import normalize_word, words
@@ -125,7 +125,10 @@ class Scorer:
 def read_candidates(retrieval: Retrieval, reader: Reader) -> tuple[list[ScoredSentence], np.ndarray]:
     """The best retrieved sentences and their FEATURES, the reader having read each with the question."""
     pool = retrieval.sentences[:READER_CANDIDATES]
-    logits = reader.logits(retrieval.question.text, [reader_text(s.sentence.text, s.sentence.role) for s in pool])
+    texts = reader_texts(
+        reader.context, [(s.sentence.text, s.sentence.role, retrieval.titles.get(s.sentence.doc, "")) for s in pool]
+    )
+    logits = reader.logits(retrieval.question.text, texts)
     return pool, candidate_features(retrieval.question, pool, logits)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.answering.reader import CONFIG_FILE, WEIGHTS_FILE, base_cross_encoder, reader_text, save_reader_weights
+from bot.answering.reader import CONFIG_FILE, WEIGHTS_FILE, base_cross_encoder, reader_texts, save_reader_weights
 from bot.config import BUNDLED_MODEL
 from bot.devtools.squad import load_squad, split_of
 from bot.evaluation import holds
@@ -38,8 +38,9 @@ class Recipe:
     candidates: int = 8  # as many as the reader reads at answer time
     learning_rate: float = 4e-5
     warmup: float = 0.1
-    max_length: int = 80
+    max_length: int = 88  # the title adds about 5 tokens: as few pairs are cut as at 80 without it
     seed: int = 13
+    context: str = "title"  # what the reader reads beside each sentence (see READER_CONTEXTS)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def retrieval_groups(
     work_dir: Path,
     size: int,
     source: str,
+    context: str = "title",
 ) -> list[Group]:
     """Index the articles with the real pipeline and keep each question's `size` best retrieved sentences.
 
@@ -82,20 +84,28 @@ def retrieval_groups(
         pool = retrieval.sentences[:size]
         if not pool:
             continue  # nothing retrieved (no word of the question is in the articles): nothing to learn
-        texts = [reader_text(s.sentence.text, s.sentence.role) for s in pool]
+        texts = reader_texts(
+            context, [(s.sentence.text, s.sentence.role, retrieval.titles.get(s.sentence.doc, "")) for s in pool]
+        )
         labels = [float(holds(s.sentence.text, expect)) for s in pool]
         if expect and not any(labels):
             holding = [s for s in retrieval.sentences if holds(s.sentence.text, expect)]
             if not holding:
                 continue  # the answer is not a sentence of its own (split across two): no clean label
-            texts[-1] = reader_text(holding[0].sentence.text, holding[0].sentence.role)
+            best = holding[0].sentence
+            texts[-1] = reader_texts(context, [(best.text, best.role, retrieval.titles.get(best.doc, ""))])[0]
             labels[-1] = 1.0
         groups.append(Group(question, tuple(texts), tuple(labels), source))
     return groups
 
 
 def build_groups(
-    squad_file: Path, news_file: Path | None, embedder: Embedder, work_dir: Path, size: int = 8
+    squad_file: Path,
+    news_file: Path | None,
+    embedder: Embedder,
+    work_dir: Path,
+    size: int = 8,
+    context: str = "title",
 ) -> tuple[list[Group], dict[str, Any]]:
     """Listwise training groups from the SQuAD train articles and our news training questions."""
     articles = [a for a in load_squad(squad_file) if split_of(a.title) == "train"]
@@ -106,6 +116,7 @@ def build_groups(
         work_dir / "squad",
         size,
         "squad",
+        context,
     )
     data: dict[str, Any] = {
         "squad_file": squad_file.name,
@@ -122,7 +133,7 @@ def build_groups(
         }
         items = [json.loads(line) for line in news_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         groups += retrieval_groups(
-            files, [(i["q"], i.get("expect")) for i in items], embedder, work_dir / "news", size, "news"
+            files, [(i["q"], i.get("expect")) for i in items], embedder, work_dir / "news", size, "news", context
         )
         data["news_file"] = str(news_file.relative_to(ROOT)) if news_file.is_relative_to(ROOT) else str(news_file)
         data["news_sha256"] = sha256_of(news_file)
@@ -218,6 +229,7 @@ def write_reader(model: Any, out_dir: Path, recipe: Recipe, data: dict[str, Any]
     config = {
         "base_model": BUNDLED_MODEL,
         "max_length": recipe.max_length,
+        "context": recipe.context,
         "recipe": recipe.__dict__,
         "data": data,
         "train_seconds": round(seconds, 1),
@@ -241,7 +253,7 @@ def run_train_reader(squad_file: Path, out_dir: Path, recipe: Recipe, say: Say, 
     say("Retrieving the candidates of every training question...")
     news_file = NEWS_TRAIN / "questions.jsonl" if news else None
     with tempfile.TemporaryDirectory(prefix="storybot-train-") as work:
-        groups, data = build_groups(squad_file, news_file, embedder, Path(work), recipe.candidates)
+        groups, data = build_groups(squad_file, news_file, embedder, Path(work), recipe.candidates, recipe.context)
     say(f"  {len(groups)} questions: " + ", ".join(f"{k} {v}" for k, v in data["groups"].items()))
     say(f"Training {recipe.steps} steps of 4 questions x 8 candidates (seed {recipe.seed})...")
     model, seconds = train_listwise(groups, recipe, say)
