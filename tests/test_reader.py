@@ -126,3 +126,28 @@ def test_header_lines_read_with_their_label() -> None:
     assert reader_text("CGTN", "outlet").endswith(": CGTN") and reader_text("A sentence.", "body") == "A sentence."
     # A header line is not prefixed with the title: its label says what it is.
     assert reader_text("CGTN", "outlet", "A headline") == reader_text("CGTN", "outlet")
+
+
+def test_swapped_questions_ask_of_another_name_of_the_same_article() -> None:
+    import random
+
+    from bot.devtools.train_reader import swapped_questions
+
+    article = SquadArticle(
+        title="Harbour",
+        paragraphs=(
+            "The harbour of Port Alder reopened on Monday. Repairs were led by Ines Duarte and paid for by "
+            "the Regional Council. Offstage, the mayor of Port Alder thanked Ines Duarte.",
+        ),
+        questions=(
+            SquadQuestion("1", "Who led the repairs in Port Alder?", ("Ines Duarte",), (57,), 0),
+            SquadQuestion("2", "When was the harbour built?", (), (), 0),
+        ),
+    )
+    made = swapped_questions(article, 1.0, random.Random(0))
+    # Only the answerable question is swapped; its name becomes another name of the article, never the
+    # answer itself, and a capital that only opens a sentence ("Offstage") is not taken for a name.
+    assert len(made) == 1 and made[0].startswith("Who led the repairs in ") and made[0].endswith("?")
+    swapped_in = made[0].removeprefix("Who led the repairs in ").removesuffix("?")
+    assert swapped_in in article.paragraphs[0] and swapped_in not in {"Port Alder", "Ines Duarte", "Offstage"}
+    assert swapped_questions(article, 0.0, random.Random(0)) == []

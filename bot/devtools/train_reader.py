@@ -24,9 +24,10 @@ from typing import Any
 
 from bot.answering.reader import CONFIG_FILE, WEIGHTS_FILE, base_cross_encoder, reader_texts, save_reader_weights
 from bot.config import BUNDLED_MODEL
-from bot.devtools.squad import load_squad, split_of
+from bot.devtools.squad import SquadArticle, load_squad, split_of
 from bot.evaluation import holds
 from bot.indexing.embedding import Embedder
+from bot.indexing.terms import STOPWORDS, name_runs
 
 Say = Callable[[str], None]
 
@@ -41,6 +42,7 @@ class Recipe:
     max_length: int = 88  # the title adds about 5 tokens: as few pairs are cut as at 80 without it
     seed: int = 13
     context: str = "title"  # what the reader reads beside each sentence (see READER_CONTEXTS)
+    swapped: float = 0.0  # share of answerable SQuAD questions also asked with a name swapped (unanswerable)
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,15 @@ def build_groups(
     work_dir: Path,
     size: int = 8,
     context: str = "title",
+    swapped: float = 0.0,
+    seed: int = 13,
 ) -> tuple[list[Group], dict[str, Any]]:
-    """Listwise training groups from the SQuAD train articles and our news training questions."""
+    """Listwise training groups from the SQuAD train articles and our news training questions, plus (when
+    `swapped` > 0) that share of the answerable SQuAD questions again with one name swapped, as unanswerable."""
     articles = [a for a in load_squad(squad_file) if split_of(a.title) == "train"]
+    files = {a.file_name: a.document_text() for a in articles}
     groups = retrieval_groups(
-        {a.file_name: a.document_text() for a in articles},
+        files,
         [(q.question, list(q.answers) or None) for a in articles for q in a.questions],
         embedder,
         work_dir / "squad",
@@ -118,6 +124,10 @@ def build_groups(
         "squad",
         context,
     )
+    if swapped > 0:
+        rng = random.Random(seed)
+        questions = [(q, None) for a in articles for q in swapped_questions(a, swapped, rng)]
+        groups += retrieval_groups(files, questions, embedder, work_dir / "swapped", size, "swapped", context)
     data: dict[str, Any] = {
         "squad_file": squad_file.name,
         "squad_sha256": sha256_of(squad_file),
@@ -141,14 +151,53 @@ def build_groups(
         f"{source} {'answerable' if answerable else 'unanswerable'}": sum(
             1 for g in groups if g.source == source and (max(g.labels) > 0) == answerable
         )
-        for source in ("squad", "news")
+        for source in ("squad", "swapped", "news")
         for answerable in (True, False)
+        if source != "swapped" or not answerable
     }
     data["pairs"] = {
         "candidates": sum(len(g.texts) for g in groups),
         "positive": int(sum(sum(g.labels) for g in groups)),
     }
     return groups, data
+
+
+def swapped_questions(article: SquadArticle, share: float, rng: random.Random) -> list[str]:
+    """Unanswerable questions made from answerable ones by swapping a name for another name of the same
+    article ("When did Beyoncé leave?" -> "When did Kelly Rowland leave?"), as the SQuAD 2.0 authors' own
+    hard negatives were made: the answer sentence still matches every other word, so the reader must learn
+    that the name has to match too. A swapped question may by chance be answerable; that noise is accepted."""
+    names: dict[str, None] = {}
+    for paragraph in article.paragraphs:
+        for start, end in name_runs(paragraph):
+            # A capital after a full stop may be any word ("Offstage"): only names inside a sentence count.
+            opens_sentence = not paragraph[:start].rstrip() or paragraph[:start].rstrip()[-1] in ".!?\"'"
+            inside_word = start > 0 and paragraph[start - 1].isalnum()  # the "Pod" of "iPod"
+            if paragraph[start:end].lower() not in STOPWORDS and not opens_sentence and not inside_word:
+                names[paragraph[start:end]] = None
+    pool = list(names)
+    made = []
+    for question in article.questions:
+        if not question.answers or rng.random() >= share:
+            continue
+        text = question.question
+        # The first word is "What", "When"...; a capital inside a word is not a name of its own.
+        runs = [(s, e) for s, e in name_runs(text) if s > 0 and not text[s - 1].isalnum()]
+        if not runs or len(pool) < 2:
+            continue
+        start, end = rng.choice(runs)
+        name = text[start:end]
+        others = [
+            n
+            for n in pool
+            if n.lower() not in name.lower()
+            and name.lower() not in n.lower()
+            and n.lower() not in text.lower()
+            and not any(n.lower() in a.lower() or a.lower() in n.lower() for a in question.answers)
+        ]
+        if others:
+            made.append(text[:start] + rng.choice(others) + text[end:])
+    return made
 
 
 def train_listwise(
@@ -253,7 +302,9 @@ def run_train_reader(squad_file: Path, out_dir: Path, recipe: Recipe, say: Say, 
     say("Retrieving the candidates of every training question...")
     news_file = NEWS_TRAIN / "questions.jsonl" if news else None
     with tempfile.TemporaryDirectory(prefix="storybot-train-") as work:
-        groups, data = build_groups(squad_file, news_file, embedder, Path(work), recipe.candidates, recipe.context)
+        groups, data = build_groups(
+            squad_file, news_file, embedder, Path(work), recipe.candidates, recipe.context, recipe.swapped, recipe.seed
+        )
     say(f"  {len(groups)} questions: " + ", ".join(f"{k} {v}" for k, v in data["groups"].items()))
     say(f"Training {recipe.steps} steps of 4 questions x 8 candidates (seed {recipe.seed})...")
     model, seconds = train_listwise(groups, recipe, say)
