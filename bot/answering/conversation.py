@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bot.answering.retrieval import question_entities
-from bot.indexing.terms import content_words, words
+from bot.indexing.terms import words
 
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
 _OBJECT_PRONOUNS = re.compile(r"\b(him|her)\b(?!\s+(?:own|country|government|office|comments?|demands?)\b)", re.I)
@@ -21,7 +21,6 @@ class Turn:
     question: str  # as resolved, so a chain of follow-ups keeps its names
     subject: str | None  # the first name the question asked about: "Putin"
     answer_name: str | None  # the answer when it was a name: "French President Emmanuel Macron"
-    terms: tuple[str, ...]  # the question's content words
 
 
 @dataclass
@@ -109,5 +108,4 @@ def make_turn(resolved_question: str, answer_text: str | None, answer_is_span: b
         question=resolved_question,
         subject=names[0] if names else None,
         answer_name=answer_name,
-        terms=tuple(content_words(resolved_question)),
     )

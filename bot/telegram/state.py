@@ -198,7 +198,6 @@ def turn_to_data(turn: Turn) -> Data:
         "question": turn.question,
         "subject": turn.subject,
         "answer_name": turn.answer_name,
-        "terms": list(turn.terms),
     }
 
 
@@ -206,12 +205,13 @@ def turn_from_data(data: object) -> Turn | None:
     """A Turn from its plain form; None for anything else (a hand-edited or foreign file)."""
     if not isinstance(data, dict):
         return None
-    question, subject, name, terms = (data.get(k) for k in ("question", "subject", "answer_name", "terms"))
-    if not isinstance(question, str) or not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+    # Files written before follow-ups stopped carrying words also hold "terms": read them, ignore it.
+    question, subject, name = (data.get(k) for k in ("question", "subject", "answer_name"))
+    if not isinstance(question, str):
         return None
     if not all(value is None or isinstance(value, str) for value in (subject, name)):
         return None
-    return Turn(question=question, subject=subject, answer_name=name, terms=tuple(terms))
+    return Turn(question=question, subject=subject, answer_name=name)
 
 
 def load_session(chat_data: Data, max_turns: int) -> Session:
