@@ -42,7 +42,7 @@ def test_reset_forgets(seed_service: StorybotService) -> None:
 
 
 def test_resolution_rules() -> None:
-    previous = Turn("Who did Putin call later on Tuesday?", "Putin", "French President Emmanuel Macron", ("putin",))
+    previous = Turn("Who did Putin call later on Tuesday?", "Putin", "French President Emmanuel Macron")
     assert resolve("What did he tell him?", previous).read_as == {"he": "Putin", "him": "Macron"}
     assert resolve("What did he tell him?", previous).text == "What did Putin tell Macron?"
     assert resolve("What did his office say?", previous).text == "What did Macron's office say?"

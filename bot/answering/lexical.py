@@ -50,6 +50,16 @@ def place_aliases() -> dict[str, frozenset[str]]:
     return {word: frozenset(others) for word, others in aliases.items()}
 
 
+def spellings(word: str) -> list[str]:
+    """The word and the other ways a text may write the same place or people ("finland": "finnish", ...)."""
+    return [word, *sorted(place_aliases().get(word, ()))]
+
+
+def initials(phrase: Sequence[str]) -> str:
+    """ "european union" -> "eu"; empty for a single word, which is not its own initial."""
+    return "".join(w[0] for w in phrase) if len(phrase) > 1 else ""
+
+
 class Vocabulary:
     """The words the articles use, for "is this name mentioned?" and spelling correction."""
 
@@ -58,14 +68,15 @@ class Vocabulary:
         self.stems = set(words.values())
 
     def form(self, word: str) -> str | None:
-        """How this text writes a word: itself, or a country alias ("finland" -> "finnish"); None if absent."""
+        """How the articles write a word: itself (or its stem), or a country alias ("finland" -> "finnish");
+        None if absent. `LexicalIndex.documents_with_form` asks the same per article."""
         if word in self.words or stem(word) in self.stems:
             return word
-        return next((a for a in sorted(place_aliases().get(word, ())) if a in self.words), None)
+        return next((a for a in spellings(word) if a in self.words), None)
 
     def mentions(self, phrase: Sequence[str]) -> bool:
         """True when every word of a name is used, or its initials are ("european union" -> "eu")."""
-        if len(phrase) > 1 and "".join(w[0] for w in phrase) in self.words:
+        if initials(phrase) in self.words:
             return True
         return all(self.form(word) is not None for word in phrase)
 
@@ -131,18 +142,19 @@ class LexicalIndex:
 
     def documents_with_form(self, word: str) -> frozenset[str]:
         """Articles that use a word, its stem, or a country alias of it ("finland": those saying "finnish")."""
-        return self._metadata.documents_with("words", [word, *sorted(place_aliases().get(word, ()))]) | (
+        return self._metadata.documents_with("words", spellings(word)) | (
             self._metadata.documents_with("stems", [stem(word)])
         )
 
     def documents_mentioning(self, phrase: Sequence[str]) -> frozenset[str]:
-        """Articles that use every word of a name, or its initials ("european union" -> "eu")."""
+        """Articles that use every word of a name, or its initials ("european union" -> "eu"): the per-article
+        form of `Vocabulary.mentions`."""
         found: frozenset[str] | None = None
         for word in phrase:
             with_word = self.documents_with_form(word)
             found = with_word if found is None else found & with_word
-        if len(phrase) > 1:
-            found = (found or frozenset()) | self._metadata.documents_with("words", ["".join(w[0] for w in phrase)])
+        if initials(phrase):
+            found = (found or frozenset()) | self._metadata.documents_with("words", [initials(phrase)])
         return found or frozenset()
 
     def topic_of(self, stem_: str) -> frozenset[str]:
