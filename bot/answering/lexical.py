@@ -6,6 +6,7 @@ Everything here reads the index's inverted maps (bot.indexing.metadata); nothing
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
@@ -41,9 +42,11 @@ def place_aliases() -> dict[str, frozenset[str]]:
         if not entry.name.endswith(".json"):
             continue
         data = json.loads(entry.read_text(encoding="utf-8"))
-        forms = [data.get("name"), data.get("demonym"), str(data.get("capital") or "").split(" ")[0]]
+        # Some demonyms are lists ("Bosnian, Herzegovinian", "Serbian/Montenegrin"): each is a form.
+        demonyms = re.split(r"[,/]", str(data.get("demonym") or ""))
+        forms = [data.get("name"), *demonyms, str(data.get("capital") or "").split(" ")[0]]
         forms += [alt for alt in data.get("altSpellings") or [] if isinstance(alt, str) and alt.isascii()]
-        words_ = {normalize_word(f) for f in forms if isinstance(f, str) and f and " " not in f.strip()}
+        words_ = {normalize_word(f.strip()) for f in forms if isinstance(f, str) and f and " " not in f.strip()}
         words_.discard("")
         for word in words_:
             aliases.setdefault(word, set()).update(words_ - {word})

@@ -12,11 +12,13 @@ hyphens kept); FTS5 is told to keep hyphens and diacritics so that it sees the s
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from bot.errors import IndexDamagedError
 from bot.indexing.chunking import BODY, HEADER_PARAGRAPH, Chunk, Sentence
 from bot.indexing.corpus import Document
 from bot.indexing.terms import content_words, stem, titled_names
+
+log = logging.getLogger(__name__)
 
 TOPIC_MIN_COUNT = 3  # a word an article uses this often (or in its title) is one of its topics
 _TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '-'"
@@ -94,8 +98,31 @@ def paragraphs_of(document: Document) -> dict[int, tuple[int, int, str]]:
     return dict(sorted(paragraphs.items()))
 
 
+class _QueryRefused(Exception):
+    """FTS5 refused a MATCH query built from a question's words (not a sign of a damaged file)."""
+
+
+def _is_separator(char: str) -> bool:
+    """How the unicode61 tokenizer splits text: its token characters are letters, numbers and private-use
+    characters (its default categories "L* N* Co") and the '-' we added; anything else parts tokens."""
+    category = unicodedata.category(char)
+    return char != "-" and category[0] not in "LN" and category != "Co"
+
+
 def _match_term(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
+    """An FTS5 query for one term. A term the tokenizer splits ("serbian/montenegrin", a country alias) would
+    be a phrase, which detail=column tables cannot search: its tokens must then all be there instead."""
+    tokens: list[str] = []
+    current: list[str] = []
+    for char in term:
+        if _is_separator(char):
+            tokens.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    tokens = [t for t in [*tokens, "".join(current)] if t]
+    quoted = ['"' + t.replace('"', '""') + '"' for t in tokens] or ['""']
+    return quoted[0] if len(quoted) == 1 else "(" + " AND ".join(quoted) + ")"
 
 
 class MetadataStore:
@@ -246,7 +273,26 @@ class MetadataStore:
             try:
                 return self._db.execute(sql, parameters).fetchall()
             except sqlite3.Error as error:
+                if str(error).startswith(("fts5: syntax error", "fts5: phrase queries")):
+                    raise _QueryRefused(str(error)) from None  # the question's words, not the file
                 raise IndexDamagedError(self.path, f"SQLite cannot read it: {error}") from None
+
+    def _match(self, sql: str, terms: Sequence[str], make_query: Callable[[list[str]], str], limit: int) -> list[Any]:
+        """Run an FTS5 MATCH over the terms. Should SQLite's tokenizer (Unicode 6.1) still split a term that
+        `_match_term` kept whole (a handful of characters changed category since), the terms are asked one
+        at a time and those it refuses are left out, so an odd word never reads as a damaged index."""
+        try:
+            return self._query(sql, (make_query(list(terms)), limit))
+        except _QueryRefused:
+            pass
+        accepted = []
+        for term in terms:
+            try:
+                self._query(sql, (make_query([term]), 1))
+                accepted.append(term)
+            except _QueryRefused:
+                log.debug("left out a term the index cannot search for: %r", term)
+        return self._query(sql, (make_query(accepted), limit)) if accepted else []
 
     def check_schema(self) -> None:
         """IndexDamagedError unless the file is a SQLite database with exactly the tables storybot writes."""
@@ -366,10 +412,11 @@ class MetadataStore:
         terms = [t for t in dict.fromkeys(terms) if t]
         if not terms:
             return frozenset()
-        query = f"{column} : (" + " OR ".join(_match_term(t) for t in terms) + ")"
-        rows = self._query(
+        rows = self._match(
             "SELECT d.name FROM doc_terms t JOIN documents d ON d.id = t.rowid WHERE doc_terms MATCH ? LIMIT ?",
-            (query, limit),
+            terms,
+            lambda some: f"{column} : (" + " OR ".join(_match_term(t) for t in some) + ")",
+            limit,
         )
         return frozenset(name for (name,) in rows)
 
@@ -388,12 +435,13 @@ class MetadataStore:
         wanted = list(dict.fromkeys(s for s in stems_ if s))
         if not wanted:
             return []
-        query = " OR ".join(_match_term(s) for s in wanted)
         # FTS5's bm25() is lower-is-better; negated so a higher score is a better chunk.
-        rows = self._query(
+        rows = self._match(
             "SELECT rowid, -bm25(chunk_terms) AS score FROM chunk_terms WHERE chunk_terms MATCH ? "
             "ORDER BY bm25(chunk_terms) LIMIT ?",
-            (query, limit),
+            wanted,
+            lambda some: " OR ".join(_match_term(s) for s in some),
+            limit,
         )
         return [(int(i), float(score)) for i, score in rows]
 
