@@ -121,6 +121,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="folder for the weights, reader.json and model card")
     train.add_argument("--steps", type=int, default=900, help="training steps of 4 questions (default 900)")
     train.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
+    train.add_argument(
+        "--context",
+        default="title",
+        help="what the reader reads before each sentence: 'title' (its article's, the default) or 'none'",
+    )
+    train.add_argument(
+        "--swapped",
+        type=_share,
+        default=0.0,
+        help="share (0-1) of answerable SQuAD questions also asked with a name swapped, as unanswerable (default 0)",
+    )
     fit = command(
         "fit-scorer",
         "fit the answer scorer and its threshold on the tune questions",
@@ -222,6 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
 def _save_traceback(data_dir: Path) -> str:
     import traceback
 
@@ -253,9 +274,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_bench(settings, args.questions, args.rounds, args.telegram_load)
     if command == "train-reader":
+        from bot.answering.reader import READER_CONTEXTS
         from bot.devtools.train_reader import Recipe, run_train_reader
 
-        run_train_reader(args.squad, args.out, Recipe(steps=args.steps, seed=args.seed), _say)
+        if args.context not in READER_CONTEXTS:
+            raise ConfigError(f"--context must be one of {', '.join(READER_CONTEXTS)}, not {args.context!r}")
+        recipe = Recipe(
+            steps=args.steps,
+            seed=args.seed,
+            context=args.context,
+            max_length=88 if args.context == "title" else 80,
+            swapped=args.swapped,
+        )
+        run_train_reader(args.squad, args.out, recipe, _say)
         return EXIT_OK
     if command == "fit-scorer":
         from bot.devtools.fit_scorer import run_fit_scorer
