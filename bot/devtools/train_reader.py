@@ -343,8 +343,14 @@ def write_model_card(directory: Path, figures: str = "") -> Path:
         "",
         "## Recipe",
         "- " + ", ".join(f"{k} {v}" for k, v in recipe.items()),
-        f"- Training time: {config['train_seconds'] / 60:.1f} min on 2 CPU cores (binary cross-entropy, AdamW,",
-        "  linear warm-up and decay, length-bucketed batches).",
+        "- Input: the question, then "
+        + (
+            "the article's title and the sentence (`Title | sentence`); header lines with their label."
+            if config.get("context") == "title"
+            else "the sentence alone; header lines with their label."
+        ),
+        f"- Training time: {config['train_seconds'] / 60:.1f} min on 2 CPU cores (per question, a softmax over its",
+        "  retrieved candidates plus binary cross-entropy on each; AdamW, linear warm-up and decay).",
         f"- Reproduce: `storybot train-reader --squad train-sample.json --out DIR --steps {recipe['steps']}"
         f" --seed {recipe['seed']}`, then `storybot fit-scorer` with `STORYBOT_READER_MODEL=DIR`.",
     ]
