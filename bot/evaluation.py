@@ -221,7 +221,8 @@ def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> tuple
     """Features, labels (the sentence holds an expected phrase) and question ids of every reader candidate."""
     features, labels, ids = [], [], []
     for number, case in enumerate(cases):
-        pool, rows = read_candidates(service.retriever.search(" ".join(case.question.split())), service.reader)
+        retrieval = service.retriever.search(" ".join(case.question.split()))
+        pool, rows = read_candidates(retrieval, service.reader, service.retriever.index.documents)
         if not pool:
             continue
         features.append(rows)

@@ -136,7 +136,7 @@ class StorybotService:
         retriever = self.retriever  # one snapshot: a rebuild may swap in a new index meanwhile
         retrieval = retriever.search(resolved.text)
         documents = retriever.index.documents
-        candidates = score_candidates(retrieval, self.reader, self.scorer)
+        candidates = score_candidates(retrieval, self.reader, self.scorer, documents)
         answer = compose_answer(retrieval, documents, candidates, self.threshold, self.settings.top_k)
         if session is not None:
             is_span = answer.answered and answer.text != answer.shown.sentence

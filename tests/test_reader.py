@@ -108,9 +108,10 @@ class RecordingReader:
 def test_answer_time_gives_the_reader_what_training_gave_it(seed_service, context: str) -> None:
     retrieval = seed_service.retriever.search("What did Biden warn?")
     reader = RecordingReader(context)
-    pool, rows = read_candidates(retrieval, reader)
-    title = seed_service.index.documents[pool[0].sentence.doc].title
-    expected = reader_texts(context, [(s.sentence.text, s.sentence.role, title) for s in pool])
+    documents = seed_service.index.documents
+    pool, rows = read_candidates(retrieval, reader, documents)
+    title = documents[pool[0].sentence.doc].title
+    expected = reader_texts(context, [s.sentence for s in pool], documents)
     assert reader.read == expected and len(rows) == len(pool)
     assert any(t.startswith(f"{title} | ") for t in reader.read) == (context == "title")
 

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +20,9 @@ import numpy as np
 
 from bot.config import BUNDLED_MODEL
 from bot.errors import ModelLoadError
+from bot.indexing.chunking import Sentence
 from bot.indexing.embedding import offline_if_local, resolve_model
+from bot.indexing.metadata import DocumentInfo
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +155,9 @@ def reader_text(text: str, role: str, title: str = "") -> str:
     return f"{title} | {text}" if title else text
 
 
-def reader_texts(context: str, sentences: Sequence[tuple[str, str, str]]) -> list[str]:
-    """What a reader trained with `context` reads for each (text, role, article title): at training and at
-    answer time alike."""
-    with_title = context == "title"
-    return [reader_text(text, role, title if with_title else "") for text, role, title in sentences]
+def reader_texts(context: str, sentences: Sequence[Sentence], documents: Mapping[str, DocumentInfo]) -> list[str]:
+    """What a reader trained with `context` reads for each sentence, at training and at answer time alike;
+    titles come from the index's documents (read once and cached, as citations read them)."""
+    if context != "title":
+        return [reader_text(s.text, s.role) for s in sentences]
+    return [reader_text(s.text, s.role, documents[s.doc].title) for s in sentences]

@@ -151,7 +151,6 @@ class Retrieval:
     question: QuestionAnalysis
     passages: list[Passage]  # best first
     sentences: list[ScoredSentence]  # best first
-    titles: dict[str, str] = field(default_factory=dict)  # title of each article a sentence comes from
 
 
 class Retriever:
@@ -326,9 +325,7 @@ class Retriever:
         order = sorted(best_in_chunk, key=lambda c: best_in_chunk[c], reverse=True)[:limit]
         chunks = self.index.metadata.chunks(order)
         passages = [Passage(chunks[c], best_in_chunk[c]) for c in order]
-        sentences = scored[: limit * 3]
-        titles = self.index.metadata.titles(s.sentence.doc for s in sentences)
-        return Retrieval(analysis, passages, sentences, titles)
+        return Retrieval(analysis, passages, scored[: limit * 3])
 
     def _candidates(
         self, query: np.ndarray, fused: dict[int, float], documents: frozenset[str] | None

@@ -9,7 +9,7 @@ is set by hand.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import numpy as np
 from bot.answering.reader import Reader, reader_texts
 from bot.answering.retrieval import QuestionAnalysis, Retrieval, ScoredSentence
 from bot.answering.spans import answer_candidates
+from bot.indexing.metadata import DocumentInfo
 from bot.indexing.terms import normalize_word, words
 
 SCORER_FILE = "scorer.json"
@@ -122,19 +123,21 @@ class Scorer:
         return scores, 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
-def read_candidates(retrieval: Retrieval, reader: Reader) -> tuple[list[ScoredSentence], np.ndarray]:
+def read_candidates(
+    retrieval: Retrieval, reader: Reader, documents: Mapping[str, DocumentInfo]
+) -> tuple[list[ScoredSentence], np.ndarray]:
     """The best retrieved sentences and their FEATURES, the reader having read each with the question."""
     pool = retrieval.sentences[:READER_CANDIDATES]
-    texts = reader_texts(
-        reader.context, [(s.sentence.text, s.sentence.role, retrieval.titles.get(s.sentence.doc, "")) for s in pool]
-    )
+    texts = reader_texts(reader.context, [s.sentence for s in pool], documents)
     logits = reader.logits(retrieval.question.text, texts)
     return pool, candidate_features(retrieval.question, pool, logits)
 
 
-def score_candidates(retrieval: Retrieval, reader: Reader, scorer: Scorer) -> list[Candidate]:
+def score_candidates(
+    retrieval: Retrieval, reader: Reader, scorer: Scorer, documents: Mapping[str, DocumentInfo]
+) -> list[Candidate]:
     """The scorer ranks the candidates, the chosen one first, each with the probability that it answers right."""
-    pool, features = read_candidates(retrieval, reader)
+    pool, features = read_candidates(retrieval, reader, documents)
     if not pool:
         return []
     scores, probabilities = scorer.choose(features)

@@ -86,16 +86,13 @@ def retrieval_groups(
         pool = retrieval.sentences[:size]
         if not pool:
             continue  # nothing retrieved (no word of the question is in the articles): nothing to learn
-        texts = reader_texts(
-            context, [(s.sentence.text, s.sentence.role, retrieval.titles.get(s.sentence.doc, "")) for s in pool]
-        )
+        texts = reader_texts(context, [s.sentence for s in pool], retriever.index.documents)
         labels = [float(holds(s.sentence.text, expect)) for s in pool]
         if expect and not any(labels):
             holding = [s for s in retrieval.sentences if holds(s.sentence.text, expect)]
             if not holding:
                 continue  # the answer is not a sentence of its own (split across two): no clean label
-            best = holding[0].sentence
-            texts[-1] = reader_texts(context, [(best.text, best.role, retrieval.titles.get(best.doc, ""))])[0]
+            texts[-1] = reader_texts(context, [holding[0].sentence], retriever.index.documents)[0]
             labels[-1] = 1.0
         groups.append(Group(question, tuple(texts), tuple(labels), source))
     return groups

@@ -337,16 +337,6 @@ class MetadataStore:
             length=length,
         )
 
-    def titles(self, names: Iterable[str]) -> dict[str, str]:
-        """The title of each named document (the reader reads a sentence with its article's title)."""
-        wanted = sorted(set(names))
-        if not wanted:
-            return {}
-        rows = self._query(
-            f"SELECT name, title FROM documents WHERE name IN ({','.join('?' * len(wanted))})", tuple(wanted)
-        )
-        return {name: self._text(title, "title") for name, title in rows}
-
     def sentences(self, ids: Iterable[int]) -> dict[int, SentenceRow]:
         """Sentence rows by id, each checked against its paragraph; IndexDamagedError names a bad one."""
         found: dict[int, SentenceRow] = {}
