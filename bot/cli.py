@@ -275,7 +275,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return run_bench(settings, args.questions, args.rounds, args.telegram_load)
     if command == "train-reader":
         from bot.answering.reader import READER_CONTEXTS
-        from bot.devtools.train_reader import Recipe, run_train_reader
+        from bot.devtools.train_reader import Recipe, max_length_for, run_train_reader
 
         if args.context not in READER_CONTEXTS:
             raise ConfigError(f"--context must be one of {', '.join(READER_CONTEXTS)}, not {args.context!r}")
@@ -283,7 +283,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             steps=args.steps,
             seed=args.seed,
             context=args.context,
-            max_length=88 if args.context == "title" else 80,
+            max_length=max_length_for(args.context),
             swapped=args.swapped,
         )
         run_train_reader(args.squad, args.out, recipe, _say)

@@ -112,15 +112,7 @@ def _is_separator(char: str) -> bool:
 def _match_term(term: str) -> str:
     """An FTS5 query for one term. A term the tokenizer splits ("serbian/montenegrin", a country alias) would
     be a phrase, which detail=column tables cannot search: its tokens must then all be there instead."""
-    tokens: list[str] = []
-    current: list[str] = []
-    for char in term:
-        if _is_separator(char):
-            tokens.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    tokens = [t for t in [*tokens, "".join(current)] if t]
+    tokens = "".join(" " if _is_separator(char) else char for char in term).split()
     quoted = ['"' + t.replace('"', '""') + '"' for t in tokens] or ['""']
     return quoted[0] if len(quoted) == 1 else "(" + " AND ".join(quoted) + ")"
 
