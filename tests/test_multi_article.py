@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.console import format_sources
 from bot.evaluation import load_jsonl, run_eval, summarise
+from bot.indexing.embedding import SentenceTransformerEmbedder
 from bot.service import StorybotService
 
-from .conftest import DATA, read_jsonl
+from .conftest import DATA, make_settings, read_jsonl
 
 FIXTURE_QUESTIONS = read_jsonl(DATA / "fixture_questions.jsonl")
 
@@ -34,3 +37,46 @@ def test_sources_list_every_article(fixture_service: StorybotService) -> None:
     for title in ("Putin wants", "Storm-hit harbour", "City library", "Teenager wins national chess final"):
         assert title in listing
     assert "Coast Gazette" in listing and "Midland Herald" in listing
+
+
+def test_names_from_two_stories_are_weighed_not_refused_unread(fixture_service: StorybotService) -> None:
+    # "Putin" is only in the seed and "harbour" is the harbour article's title word: no article holds both.
+    # The question is still read over every article, and the scorer, not a rule, refuses it, saying why.
+    retrieval = fixture_service.retriever.search("What did Putin say about the harbour?")
+    assert retrieval.question.documents is None and retrieval.question.unrelated
+    assert retrieval.sentences
+    answer = fixture_service.ask("What did Putin say about the harbour?")
+    assert not answer.answered and answer.shown.reason == "No single article mentions Putin and harbour."
+
+
+def test_a_word_one_article_uses_often_is_not_its_topic(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    # Only the first article uses "name", many times; the question also names the second article's title.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "pets.txt").write_text(
+        "Family pets\n\nThe name Rex is common. Each name is chosen by the family, and a name can change.\n",
+        encoding="utf-8",
+    )
+    (corpus / "solar.txt").write_text(
+        "Solar power\n\nThe Sunfield plant stores solar heat in molten salt for use at night.\n", encoding="utf-8"
+    )
+    service = StorybotService.load(make_settings(tmp_path, corpus), real_embedder)
+    question = service.retriever.analyse("What is the name of the solar plant?")
+    assert question.unrelated == () and question.documents == frozenset({"solar.txt"})
+
+
+def test_a_sentence_republished_in_many_articles_is_read_once(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    wire = "The central bank raised its main interest rate to 5.25 percent on Thursday."
+    for n in range(6):
+        (corpus / f"copy-{n}.txt").write_text(
+            f"Paper {n}\n\n{wire} Local story number {n} follows here with its own details.\n", encoding="utf-8"
+        )
+    service = StorybotService.load(make_settings(tmp_path, corpus), real_embedder)
+    texts = [s.sentence.text for s in service.retriever.search("What rate did the central bank set?").sentences]
+    assert texts.count(wire) == 1 and len(texts) == len(set(texts))

@@ -14,7 +14,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.indexing.metadata import MetadataStore
-from bot.indexing.terms import STOPWORDS, WORD, normalize_word, stem
+from bot.indexing.terms import STOPWORDS, WORD, is_english_word, normalize_word, stem
 
 
 def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]:
@@ -85,7 +85,8 @@ class Vocabulary:
 
 
 class RareWords:
-    """Tells rare words (likely names: "zelensky", "scholz") from common words and their typos ("whta")."""
+    """Tells rare words that are likely names ("zelensky", "scholz") from common words, their typos ("whta")
+    and English words the model's vocabulary holds only in pieces ("plethora", "evacuees")."""
 
     def __init__(self, common: frozenset[str]) -> None:
         self._common = common
@@ -93,6 +94,8 @@ class RareWords:
 
     def is_rare(self, word: str) -> bool:
         if not self._common or word in self._common or not word.isalpha() or len(word) < 4:
+            return False
+        if is_english_word(word):
             return False
         near = process.extractOne(
             word, self._sorted, scorer=DamerauLevenshtein.normalized_similarity, score_cutoff=0.75

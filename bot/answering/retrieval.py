@@ -12,7 +12,7 @@ from bot.indexing.chunking import Chunk, Sentence
 from bot.indexing.embedding import Embedder
 from bot.indexing.index import StoredIndex
 from bot.indexing.metadata import SentenceRow
-from bot.indexing.terms import STOPWORDS, content_words, normalize_word, stem, words
+from bot.indexing.terms import STOPWORDS, content_words, is_english_word, normalize_word, stem, words
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50  # chunks FAISS returns for the dense ranking
@@ -82,10 +82,15 @@ def question_entities(question: str) -> list[tuple[str, ...]]:
     phrases: list[list[str]] = []
     previous_was_name = False
     for position, word in enumerate(words(question)):
-        lowered = word.lower().replace("’", "'")
+        lowered = word.lower().replace("’", "'").removesuffix("'s")  # "What's" is "what"
         is_figure = any(ch.isdigit() for ch in word)
-        # The first word is capitalised anyway; it names something only when it is not a question word.
-        is_name = word[0].isupper() and lowered not in STOPWORDS and (position > 0 or lowered not in _OPENERS)
+        # The first word is capitalised anyway; it names something only when it is not an English word
+        # ("Approximately how many ...", "Prior to iOS 5 ...", but "Putin said what?").
+        is_name = (
+            word[0].isupper()
+            and lowered not in STOPWORDS
+            and (position > 0 or (lowered not in _OPENERS and not is_english_word(lowered)))
+        )
         if (is_figure or is_name) and normalize_word(word):
             if previous_was_name and not is_figure:
                 phrases[-1].append(word)
@@ -257,7 +262,10 @@ class Retriever:
         """The articles a question can be answered from, and the names no single article connects.
 
         A question naming someone (or an article's own topic, like "harbour") is answered only from
-        articles that mention all of it: "What did Putin say about the harbour?" mixes two stories.
+        articles that mention all of it. When no article holds all of it ("What did Putin say about the
+        harbour?" mixes two stories, but so may "the name of the solar facility" when only one of two
+        articles happens to use "name"), every article stays a candidate and the names are returned: the
+        scorer weighs that evidence (`names_apart`) with the rest instead of refusing unread.
         """
         required: list[tuple[str, frozenset[str]]] = []
         if len(self.index.documents) < 2:
@@ -276,8 +284,7 @@ class Retriever:
         allowed = frozenset(self.index.documents)
         for _, docs in required:
             if not allowed & docs:
-                names = tuple(dict.fromkeys(n for n, _ in required))
-                return frozenset(), names
+                return None, tuple(dict.fromkeys(n for n, _ in required))
             allowed &= docs
         return allowed, ()
 
@@ -318,6 +325,7 @@ class Retriever:
             )
             scored.append(ScoredSentence(row.sentence, sentence_id, chunk_id, dense, lexical, score))
         scored.sort(key=lambda s: (-s.score, s.sentence_id))
+        scored = _distinct_texts(scored)
 
         best_in_chunk: dict[int, float] = {}
         for item in scored:
@@ -346,3 +354,20 @@ class Retriever:
             for sentence_id, vector in zip(others, self.index.sentence_vectors.get(others), strict=True):
                 dense[sentence_id] = float(vector @ query)
         return rows, dense
+
+
+def _distinct_texts(scored: list[ScoredSentence]) -> list[ScoredSentence]:
+    """The best-ranked copy of each sentence text.
+
+    An archive republishes: a wire sentence can stand word for word in many articles. Each copy would take
+    one of the reader's few places and split the scorer's choice among equal candidates; one copy, the one
+    ranked highest (its article matched the question best), stands for all of them.
+    """
+    seen: set[str] = set()
+    distinct = []
+    for item in scored:
+        key = " ".join(item.sentence.text.split())
+        if key not in seen:
+            seen.add(key)
+            distinct.append(item)
+    return distinct

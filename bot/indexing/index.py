@@ -49,7 +49,7 @@ from bot.indexing.store import FaissVectorStore, VectorStore
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 3  # 3: SQLite metadata, vectors by id, incremental builds
+INDEX_FORMAT = 4  # 3: SQLite metadata, vectors by id, incremental builds; 4: topics are title words
 CURRENT = "current"
 MANIFEST = "manifest.json"
 METADATA = "metadata.sqlite"

@@ -30,7 +30,6 @@ from bot.indexing.terms import content_words, stem, titled_names
 
 log = logging.getLogger(__name__)
 
-TOPIC_MIN_COUNT = 3  # a word an article uses this often (or in its title) is one of its topics
 _TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '-'"
 SCHEMA = f"""
 CREATE TABLE info (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -199,8 +198,10 @@ class MetadataStore:
         self._count_sentence_stems(sentence_stems, +1)
         words = dict.fromkeys(w for found in sentence_words for w in found)
         stem_counts = Counter(stem(w) for w in [*title_words, *(w for found in sentence_words for w in found)])
-        title_stems = {stem(w) for w in title_words}
-        topics = sorted(s for s, n in stem_counts.items() if s in title_stems or n >= TOPIC_MIN_COUNT)
+        # An article's topics are the words of its title. Words it merely uses often were topics too, until
+        # the SQuAD dev articles showed what that does to long articles: "name", "data" or "called" became
+        # one article's topic, and "the name of the solar facility" read as mixing two stories.
+        topics = sorted({stem(w) for w in title_words})
         db.execute(
             "INSERT INTO doc_terms (rowid, words, stems, topics) VALUES (?, ?, ?, ?)",
             (doc_id, " ".join(words), " ".join(stem_counts), " ".join(topics)),

@@ -258,3 +258,33 @@ def titled_names(sentence: str) -> list[tuple[tuple[str, ...], tuple[str, ...], 
         title = tuple(normalize_word(w) for w in words[titles[0] : titles[-1] + 1])
         found.append((qualifiers, title, " ".join(words[titles[-1] + 1 :])))
     return found
+
+
+# Endings an English word takes that a dictionary's headwords do not: "evacuees" -> "evacuee",
+# "revolutionizing" -> "revolutionize" (tried in turn; a dictionary lookup confirms each).
+_INFLECTIONS = (("ies", "y"), ("es", ""), ("s", ""), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("ly", ""))
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> frozenset[str]:
+    """Webster's Second and GCIDE headwords (the `english-words` package), lower case: about 300,000 words.
+
+    Loaded on first use: only a question holding a word the articles never use needs it.
+    """
+    from english_words import get_english_words_set
+
+    return frozenset(get_english_words_set(["web2", "gcide"], alpha=True, lower=True))
+
+
+def is_english_word(word: str) -> bool:
+    """Whether a lower-case word is an English dictionary word (or an inflection of one), not a name.
+
+    Tells "plethora" and "evacuees" from "zelensky": all three are rare words to the model's vocabulary.
+    """
+    dictionary = _english_words()
+    if word in dictionary:
+        return True
+    return any(
+        word.endswith(ending) and len(word) - len(ending) >= 3 and word[: -len(ending)] + base in dictionary
+        for ending, base in _INFLECTIONS
+    )
