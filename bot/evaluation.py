@@ -218,7 +218,10 @@ def format_failures(results: Sequence[EvalResult]) -> str:
 
 
 def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features, labels (the sentence holds an expected phrase) and question ids of every reader candidate."""
+    """Features, labels and question ids of every reader candidate.
+
+    A candidate is right when it holds an expected phrase, in the question's own article when the question
+    names one: in an archive, the same words can stand in an article about something else."""
     features, labels, ids = [], [], []
     for number, case in enumerate(cases):
         retrieval = service.retriever.search(" ".join(case.question.split()))
@@ -226,6 +229,6 @@ def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> tuple
         if not pool:
             continue
         features.append(rows)
-        labels += [float(holds(s.sentence.text, case.expect)) for s in pool]
+        labels += [float(holds(s.sentence.text, case.expect) and case.doc in (None, s.sentence.doc)) for s in pool]
         ids += [number] * len(pool)
     return np.vstack(features), np.asarray(labels), np.asarray(ids)

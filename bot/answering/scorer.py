@@ -34,7 +34,8 @@ FEATURES = (
     "type_asked",  # the question asks for a type (who, when, where, how many, which)
     "type_found",  # ... and the sentence holds a candidate of that type
     "names_in_sentence",  # share of the names the question asks about that the sentence itself holds
-    "names_unknown",  # the question names something no article mentions
+    "names_unknown",  # the question names someone or something no article mentions
+    "figures_unknown",  # ... or a figure ("2014", "3rd", "Q2") no article writes that way
     "names_apart",  # the question's names are in no single article together
     "attribute_missing",  # "the population of ...": an attribute the article never names
     "header",  # the sentence is a header line (title, outlet, date)
@@ -70,13 +71,18 @@ def candidate_features(
                 float(asks_type),
                 float(asks_type and bool(spans)),
                 names_held,
-                float(bool(analysis.unknown_entities)),
+                float(any(not _has_digit(name) for name in analysis.unknown_entities)),
+                float(any(_has_digit(name) for name in analysis.unknown_entities)),
                 float(bool(analysis.unrelated)),
                 float(analysis.missing_attribute is not None),
                 float(candidate.sentence.role != "body"),
             )
         )
     return np.asarray(rows, dtype=np.float64).reshape(len(candidates), len(FEATURES))
+
+
+def _has_digit(name: str) -> bool:
+    return any(ch.isdigit() for ch in name)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,12 @@ GROUPS = {
     "retrieval scores": ("dense", "lexical", "hybrid"),
     "answer type": ("type_asked", "type_found"),
     "names in the sentence": ("names_in_sentence",),
-    "names the articles lack (rules as features)": ("names_unknown", "names_apart", "attribute_missing"),
+    "names the articles lack (rules as features)": (
+        "names_unknown",
+        "figures_unknown",
+        "names_apart",
+        "attribute_missing",
+    ),
     "header line": ("header",),
 }
 
