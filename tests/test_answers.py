@@ -119,8 +119,9 @@ def test_eval_rejects_a_malformed_file(tmp_path: Path, cli) -> None:
     assert result.returncode == 1 and "line 2" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_header_facts_are_answered_from_the_header_line(seed_service: StorybotService) -> None:
-    answer = seed_service.ask("On what date did this story come out?")
+@pytest.mark.parametrize("question", ["On what date did this story come out?", "What's the date of the article?"])
+def test_header_facts_are_answered_from_the_header_line(seed_service: StorybotService, question: str) -> None:
+    answer = seed_service.ask(question)
     assert answer.answered and answer.citations[0].paragraph == 0  # paragraph 0: the header
     header = SEED_ARTICLE.read_text(encoding="utf-8").splitlines()
     assert answer.citations[0].text in header

@@ -43,7 +43,9 @@ _HEADER_ROLES = (
         "date",
         re.compile(
             rf"\b(?:when|what (?:date|day|time))\b.*{_ARTICLE}.*\b(?:published|posted|updated|written|"
-            rf"come out|came out|released|dated)\b|\b(?:publication|published) (?:date|day)\b",
+            rf"come out|came out|released|dated)\b|\b(?:publication|published) (?:date|day)\b"
+            # "the date of the article", as "the title of the article" asks for the headline
+            rf"|\bdate\s+of\s+(?:the|this)\s+(?:article|story|piece|report)\b",
             re.I,
         ),
     ),
