@@ -80,3 +80,27 @@ def test_a_sentence_republished_in_many_articles_is_read_once(
     service = StorybotService.load(make_settings(tmp_path, corpus), real_embedder)
     texts = [s.sentence.text for s in service.retriever.search("What rate did the central bank set?").sentences]
     assert texts.count(wire) == 1 and len(texts) == len(set(texts))
+
+
+def test_a_passage_outside_faiss_nearest_keeps_its_real_cosine(seed_service: StorybotService, monkeypatch) -> None:
+    # In a large archive FAISS's nearest chunks can all belong to other articles. Simulate that cut: no chunk
+    # comes back from the dense or the BM25 search. Each candidate's passage must still be scored with its
+    # real cosine to the question, not as the farthest possible passage.
+    from bot.answering import retrieval as retrieval_module
+
+    retriever = seed_service.retriever
+    monkeypatch.setattr(retriever.index.chunk_vectors, "search", lambda query, k: [])
+    monkeypatch.setattr(retriever.lexical, "chunk_ranks", lambda stems, limit: {})
+    question = "Whom does Putin blame for the rise in tensions?"
+    query = seed_service.embedder.encode([question])[0]
+    found = retriever.search(question)
+    assert found.sentences
+    chunks = retriever.index.metadata.chunks({s.chunk_id for s in found.sentences})
+    cosines = dict(zip(chunks, seed_service.embedder.encode([c.text for c in chunks.values()]) @ query, strict=True))
+    for item in found.sentences:
+        expected = (
+            item.dense
+            + retrieval_module.LEXICAL_WEIGHT * item.lexical
+            + retrieval_module.CHUNK_WEIGHT * float(cosines[item.chunk_id]) / 2
+        )
+        assert abs(item.score - expected) < 1e-4

@@ -299,8 +299,16 @@ class Retriever:
     def search_vector(self, analysis: QuestionAnalysis, query: np.ndarray, limit: int = 8) -> Retrieval:
         """The ranking step, given an already-encoded question."""
         dense_chunk = dict(self.index.chunk_vectors.search(query, DENSE_CANDIDATES))
-        dense_rank = {chunk_id: rank for rank, chunk_id in enumerate(dense_chunk, start=1)}
         bm25_rank = self.lexical.chunk_ranks(analysis.stems, BM25_CANDIDATES)
+        if analysis.documents is not None:
+            # Ranked among the chunks of the articles the question is about, not among every article's:
+            # a passage's rank, and the scores built on it, should not depend on how large the archive
+            # around its article is.
+            owner = self.index.metadata.chunk_documents(dense_chunk.keys() | bm25_rank.keys())
+            dense_chunk = {c: s for c, s in dense_chunk.items() if owner.get(c) in analysis.documents}
+            kept = sorted((c for c in bm25_rank if owner.get(c) in analysis.documents), key=bm25_rank.__getitem__)
+            bm25_rank = {c: rank for rank, c in enumerate(kept, start=1)}
+        dense_rank = {chunk_id: rank for rank, chunk_id in enumerate(dense_chunk, start=1)}
         # Reciprocal rank fusion over the chunks either ranking returned; any other chunk scores 0.
         fused = {
             c: (1.0 / (RRF_K + dense_rank[c]) if c in dense_rank else 0.0)
@@ -315,6 +323,12 @@ class Retriever:
         total_weight = sum(weights.values()) or 1.0
 
         rows, sentence_dense = self._candidates(query, fused, analysis.documents)
+        # Every candidate's chunk gets its real cosine, not -1 for missing FAISS's top DENSE_CANDIDATES: in a
+        # large archive, that cut falls between a passage and its neighbours by accident.
+        unranked = sorted({row.chunk_id for row in rows.values()} - dense_chunk.keys())
+        if unranked:
+            for chunk_id, vector in zip(unranked, self.index.chunk_vectors.get(unranked), strict=True):
+                dense_chunk[chunk_id] = float(vector @ query)
         scored = []
         for sentence_id, row in rows.items():
             chunk_id = row.chunk_id

@@ -352,6 +352,19 @@ class MetadataStore:
             found[cid] = Chunk(cid, doc, paragraph, start, end, text, tuple(int(i) for i in sentence_ids.split(",")))
         return found
 
+    def chunk_documents(self, ids: Iterable[int]) -> dict[int, str]:
+        """The document name of each chunk asked for (ids not in the index are left out)."""
+        found: dict[int, str] = {}
+        for batch in _batches(sorted(set(ids))):
+            found.update(
+                self._query(
+                    "SELECT c.id, d.name FROM chunks c JOIN documents d ON d.id = c.doc "  # noqa: S608
+                    f"WHERE c.id IN ({','.join('?' * len(batch))})",
+                    batch,
+                )
+            )
+        return found
+
     def _passages(self, kind: str, extra: tuple[str, ...], ids: Iterable[int]) -> list[tuple[Any, ...]]:
         """(id, document name, paragraph, start, end, text, *extra) of the chunks or sentences asked for, in
         batches, each checked against its paragraph; IndexDamagedError when one is missing or wrong."""
