@@ -20,12 +20,12 @@ from .conftest import DATA, ROOT, make_settings
 NEWS_TEST = DATA / "news_test"
 SQUAD_SAMPLE = ROOT.parent / "shared" / "data" / "squad2-train-sample" / "train-sample.json"
 # Floors a few points under what the shipped reader and scorer measured on these sets (README "Evaluation",
-# run 5: news test 71% right, 35% of unanswerable refused, 9% false refusals; SQuAD test 65%, 3%, 2%). They
+# run 6: news test 71% right, 35% of unanswerable refused, 10% false refusals; SQuAD test 65%, 3%, 2%). They
 # catch a regression; they are not the targets, which are not reached yet. SQuAD's abstention floor
 # fell from 5% with run 5: most of its refusals had come from a retrieval rule that refused answerable
-# questions as often (see the README).
+# questions as often (see the README); the half set used here refuses 2 of its 96.
 NEWS_FLOORS = {"right": 0.64, "abstained": 0.28, "false_refusals": 0.15}
-SQUAD_FLOORS = {"right": 0.60, "abstained": 0.02, "false_refusals": 0.06}
+SQUAD_FLOORS = {"right": 0.58, "abstained": 0.01, "false_refusals": 0.06}
 
 
 def _service(tmp_path: Path, corpus: Path, embedder: SentenceTransformerEmbedder) -> StorybotService:

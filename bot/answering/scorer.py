@@ -22,7 +22,7 @@ from bot.indexing.metadata import DocumentInfo
 from bot.indexing.terms import normalize_word, words
 
 SCORER_FILE = "scorer.json"
-READER_CANDIDATES = 8  # sentences the reader reads per question: one model pass each
+READER_CANDIDATES = 7  # sentences the reader reads per question: one model pass each
 
 # Each candidate sentence is described by these numbers; the scorer weighs them.
 FEATURES = (
