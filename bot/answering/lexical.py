@@ -14,7 +14,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.indexing.metadata import MetadataStore
-from bot.indexing.terms import STOPWORDS, WORD, is_english_word, normalize_word, stem
+from bot.indexing.terms import STOPWORDS, WORD, is_english_word, is_figure, normalize_word, stem
 
 
 def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]:
@@ -127,7 +127,7 @@ class LexicalIndex:
 
     def correct(self, word: str) -> str:
         """The corpus word a misspelt query word most likely meant ("bidn" -> "biden"), else the word."""
-        if word in self.vocabulary.words or len(word) < 4 or any(ch.isdigit() for ch in word):
+        if word in self.vocabulary.words or len(word) < 4 or is_figure(word):
             return word
         if stem(word) in self.vocabulary.stems:
             return word

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +13,8 @@ from bot.indexing.chunking import Chunk, Sentence
 from bot.indexing.embedding import Embedder
 from bot.indexing.index import StoredIndex
 from bot.indexing.metadata import SentenceRow
-from bot.indexing.terms import STOPWORDS, content_words, is_english_word, normalize_word, stem, words
+from bot.indexing.store import VectorStore
+from bot.indexing.terms import STOPWORDS, content_words, is_english_word, is_figure, normalize_word, stem, words
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50  # chunks FAISS returns for the dense ranking
@@ -85,7 +87,7 @@ def question_entities(question: str) -> list[tuple[str, ...]]:
     previous_was_name = False
     for position, word in enumerate(words(question)):
         lowered = word.lower().replace("’", "'").removesuffix("'s")  # "What's" is "what"
-        is_figure = any(ch.isdigit() for ch in word)
+        figure = is_figure(word)
         # The first word is capitalised anyway; it names something only when it is not an English word
         # ("Approximately how many ...", "Prior to iOS 5 ...", but "Putin said what?").
         is_name = (
@@ -93,12 +95,12 @@ def question_entities(question: str) -> list[tuple[str, ...]]:
             and lowered not in STOPWORDS
             and (position > 0 or (lowered not in _OPENERS and not is_english_word(lowered)))
         )
-        if (is_figure or is_name) and normalize_word(word):
-            if previous_was_name and not is_figure:
+        if (figure or is_name) and normalize_word(word):
+            if previous_was_name and not figure:
                 phrases[-1].append(word)
             else:
                 phrases.append([word])
-            previous_was_name = not is_figure
+            previous_was_name = not figure
         else:
             previous_was_name = False
     return [tuple(p) for p in phrases]
@@ -325,10 +327,7 @@ class Retriever:
         rows, sentence_dense = self._candidates(query, fused, analysis.documents)
         # Every candidate's chunk gets its real cosine, not -1 for missing FAISS's top DENSE_CANDIDATES: in a
         # large archive, that cut falls between a passage and its neighbours by accident.
-        unranked = sorted({row.chunk_id for row in rows.values()} - dense_chunk.keys())
-        if unranked:
-            for chunk_id, vector in zip(unranked, self.index.chunk_vectors.get(unranked), strict=True):
-                dense_chunk[chunk_id] = float(vector @ query)
+        _add_cosines(dense_chunk, self.index.chunk_vectors, {row.chunk_id for row in rows.values()}, query)
         scored = []
         for sentence_id, row in rows.items():
             chunk_id = row.chunk_id
@@ -365,11 +364,16 @@ class Retriever:
             ids.update(chunk.sentence_ids)
         rows = self.index.metadata.sentences(ids)
         rows = {i: row for i, row in sorted(rows.items()) if documents is None or row.sentence.doc in documents}
-        others = [i for i in rows if i not in dense]
-        if others:
-            for sentence_id, vector in zip(others, self.index.sentence_vectors.get(others), strict=True):
-                dense[sentence_id] = float(vector @ query)
+        _add_cosines(dense, self.index.sentence_vectors, rows.keys(), query)
         return rows, dense
+
+
+def _add_cosines(cosines: dict[int, float], store: VectorStore, ids: Iterable[int], query: np.ndarray) -> None:
+    """Put in the cosine to the query of each id the store's search did not return (read by id, not searched)."""
+    missing = sorted(set(ids) - cosines.keys())
+    if missing:
+        for item, vector in zip(missing, store.get(missing), strict=True):
+            cosines[item] = float(vector @ query)
 
 
 def _distinct_texts(scored: list[ScoredSentence]) -> list[ScoredSentence]:

@@ -19,7 +19,7 @@ from bot.answering.reader import Reader, reader_texts
 from bot.answering.retrieval import QuestionAnalysis, Retrieval, ScoredSentence
 from bot.answering.spans import answer_candidates
 from bot.indexing.metadata import DocumentInfo
-from bot.indexing.terms import normalize_word, words
+from bot.indexing.terms import is_figure, normalize_word, words
 
 SCORER_FILE = "scorer.json"
 READER_CANDIDATES = 7  # sentences the reader reads per question: one model pass each
@@ -71,18 +71,14 @@ def candidate_features(
                 float(asks_type),
                 float(asks_type and bool(spans)),
                 names_held,
-                float(any(not _has_digit(name) for name in analysis.unknown_entities)),
-                float(any(_has_digit(name) for name in analysis.unknown_entities)),
+                float(any(not is_figure(name) for name in analysis.unknown_entities)),
+                float(any(is_figure(name) for name in analysis.unknown_entities)),
                 float(bool(analysis.unrelated)),
                 float(analysis.missing_attribute is not None),
                 float(candidate.sentence.role != "body"),
             )
         )
     return np.asarray(rows, dtype=np.float64).reshape(len(candidates), len(FEATURES))
-
-
-def _has_digit(name: str) -> bool:
-    return any(ch.isdigit() for ch in name)
 
 
 @dataclass(frozen=True)

@@ -197,14 +197,14 @@ class MetadataStore:
         )
         self._count_sentence_stems(sentence_stems, +1)
         words = dict.fromkeys(w for found in sentence_words for w in found)
-        stem_counts = Counter(stem(w) for w in [*title_words, *(w for found in sentence_words for w in found)])
+        stems_used = dict.fromkeys(stem(w) for w in [*title_words, *(w for found in sentence_words for w in found)])
         # An article's topics are the words of its title. Words it merely uses often were topics too, until
         # the SQuAD dev articles showed what that does to long articles: "name", "data" or "called" became
         # one article's topic, and "the name of the solar facility" read as mixing two stories.
         topics = sorted({stem(w) for w in title_words})
         db.execute(
             "INSERT INTO doc_terms (rowid, words, stems, topics) VALUES (?, ?, ?, ?)",
-            (doc_id, " ".join(words), " ".join(stem_counts), " ".join(topics)),
+            (doc_id, " ".join(words), " ".join(stems_used), " ".join(topics)),
         )
         db.executemany(
             "INSERT INTO words VALUES (?, ?, 1) ON CONFLICT (word) DO UPDATE SET docs = docs + 1",
