@@ -132,6 +132,17 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="share (0-1) of answerable SQuAD questions also asked with a name swapped, as unanswerable (default 0)",
     )
+    train.add_argument(
+        "--news-repeat",
+        type=_repeats,
+        default=1,
+        help="how many times each epoch reads our news questions (default 1; they are 11%% of the questions)",
+    )
+    train.add_argument(
+        "--twins",
+        action="store_true",
+        help="also give each answer sentence with its answer cut out, as a negative beside it",
+    )
     fit = command(
         "fit-scorer",
         "fit the answer scorer and its threshold on the tune questions",
@@ -243,6 +254,12 @@ def _share(text: str) -> float:
     return value
 
 
+def _repeats(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 20:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 20, got {text!r}")
+    return int(text)
+
+
 def _save_traceback(data_dir: Path) -> str:
     import traceback
 
@@ -285,6 +302,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             context=args.context,
             max_length=max_length_for(args.context),
             swapped=args.swapped,
+            twins=args.twins,
+            news_repeat=args.news_repeat,
         )
         run_train_reader(args.squad, args.out, recipe, _say)
         return EXIT_OK

@@ -39,7 +39,7 @@ ARTICLE = SquadArticle(
 )
 
 
-def _groups(tmp_path: Path, context: str = "title") -> list:
+def _groups(tmp_path: Path, context: str = "title", twins: bool = False) -> list:
     return retrieval_groups(
         {ARTICLE.file_name: ARTICLE.document_text()},
         [(q.question, list(q.answers) or None) for q in ARTICLE.questions],
@@ -48,6 +48,7 @@ def _groups(tmp_path: Path, context: str = "title") -> list:
         size=4,
         source="squad",
         context=context,
+        twins=twins,
     )
 
 
@@ -58,6 +59,44 @@ def test_groups_hold_the_retrieved_candidates_labelled_by_the_answer(tmp_path: P
     assert all(("Monday" in t) == bool(label) for t, label in zip(reopen.texts, reopen.labels, strict=True))
     # An unanswerable question's candidates are all negatives.
     assert not any(groups["When was the harbour built?"].labels)
+
+
+def test_a_twin_with_the_answer_cut_out_is_one_more_negative(tmp_path: Path) -> None:
+    plain = {g.question: g for g in _groups(tmp_path / "plain")}
+    twinned = {g.question: g for g in _groups(tmp_path / "twins", twins=True)}
+    reopen = twinned["When did the harbour reopen?"]
+    assert reopen.texts[:-1] == plain["When did the harbour reopen?"].texts
+    assert reopen.texts[-1] == "Harbour | The harbour of Port Alder reopened." and reopen.labels[-1] == 0.0
+    # "The regional government" opens its sentence: cutting it would leave a fragment, so no twin.
+    assert twinned["Who paid for the repairs?"] == plain["Who paid for the repairs?"]
+    assert twinned["When was the harbour built?"] == plain["When was the harbour built?"]  # nothing to cut
+
+
+def test_an_epoch_reads_the_news_questions_as_often_as_the_recipe_says() -> None:
+    import random
+
+    from bot.devtools.train_reader import Group, epoch_order
+
+    groups = [Group("q", ("t",), (1.0,), source) for source in ("squad", "news", "squad", "news")]
+    order = epoch_order(groups, 3, random.Random(0))
+    assert sorted(order) == [0, 1, 1, 1, 2, 3, 3, 3]
+    assert sorted(epoch_order(groups, 1, random.Random(0))) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "answers", "cut"),
+    [
+        ("She left the group in 2005, to go solo.", ["2005"], "She left the group, to go solo."),
+        ("The talks, held in Geneva, were useful.", ["Geneva"], "The talks, held, were useful."),
+        ("Rates rose by 0.5 points (to 6.1 percent) in March.", ["6.1 percent", "0.5"], "Rates rose points in March."),
+        ("In 2005 she left the group.", ["2005"], None),  # the answer opens the sentence
+        ("It cost 2.4 million euros.", ["2.4 million euros"], None),  # too little left
+    ],
+)
+def test_answerless_cuts_every_answer_and_mends_the_punctuation(text: str, answers: list[str], cut: str | None) -> None:
+    from bot.devtools.train_reader import answerless
+
+    assert answerless(text, answers) == cut
 
 
 def test_a_few_training_steps_write_a_reader_that_loads(tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ class Recipe:
     seed: int = 13
     context: str = "title"  # what the reader reads beside each sentence (see READER_CONTEXTS)
     swapped: float = 0.0  # share of answerable SQuAD questions also asked with a name swapped (unanswerable)
+    twins: bool = False  # each answer sentence is also read with its answer cut out, as a negative (see answerless)
+    news_repeat: int = 1  # each epoch reads our news questions this many times (they are 11% of the questions)
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,15 @@ def retrieval_groups(
     size: int,
     source: str,
     context: str = "title",
+    twins: bool = False,
 ) -> list[Group]:
     """Index the articles with the real pipeline and keep each question's `size` best retrieved sentences.
 
     A candidate is positive when it holds an expected answer (as `storybot eval` judges); when retrieval
     misses every sentence that does, the best-scoring one that does is put in, so the question still teaches.
+    With `twins`, the first answering sentence is also given with its answer cut out (`answerless`), as one
+    more candidate labelled 0: the pair differs only in the answer, so the reader cannot rank them by the
+    question's words and must look for what is asked.
     """
     from bot.answering.retrieval import Retriever
     from bot.config import Settings
@@ -89,19 +96,56 @@ def retrieval_groups(
     groups = []
     for question, expect in cases:
         retrieval = retriever.search(" ".join(question.split()), limit=max(8, size))
-        pool = retrieval.sentences[:size]
+        pool = [s.sentence for s in retrieval.sentences[:size]]
         if not pool:
             continue  # nothing retrieved (no word of the question is in the articles): nothing to learn
-        texts = reader_texts(context, [s.sentence for s in pool], retriever.index.documents)
-        labels = [float(holds(s.sentence.text, expect)) for s in pool]
+        labels = [float(holds(s.text, expect)) for s in pool]
         if expect and not any(labels):
             holding = [s for s in retrieval.sentences if holds(s.sentence.text, expect)]
             if not holding:
                 continue  # the answer is not a sentence of its own (split across two): no clean label
-            texts[-1] = reader_texts(context, [holding[0].sentence], retriever.index.documents)[0]
+            pool[-1] = holding[0].sentence
             labels[-1] = 1.0
+        if twins and expect:
+            answering = next(s for s, label in zip(pool, labels, strict=True) if label)
+            cut = answerless(answering.text, expect)
+            if cut is not None:
+                pool.append(replace(answering, text=cut))
+                labels.append(0.0)
+        texts = reader_texts(context, pool, retriever.index.documents)
         groups.append(Group(question, tuple(texts), tuple(labels), source))
     return groups
+
+
+# A function word left hanging when the answer after it is cut ("in 2005" -> "in"): cut with it.
+_LEADING_WORDS = frozenset(
+    "in on at by of from to the a an about for with as than over since until into during after before".split()
+)
+
+
+def answerless(text: str, answers: Sequence[str]) -> str | None:
+    """`text` with every expected answer cut out (with a function word just before it, and the spacing of the
+    punctuation mended): "Beyoncé left the group in 2005." -> "Beyoncé left the group." None when the answer
+    opens the sentence (cutting a subject leaves a fragment) or too little is left."""
+    for answer in sorted(answers, key=len, reverse=True):
+        while True:
+            start = text.lower().find(answer.lower())
+            if start < 0:
+                break
+            before = text[:start].rstrip()
+            head, _, word = before.rpartition(" ")
+            bracket = word[: len(word) - len(word.lstrip("([\"'"))]  # "(to 6.1 percent)": keep the "("
+            if word[len(bracket) :].lower() in _LEADING_WORDS:
+                before = f"{head} {bracket}".strip()
+            if not before:
+                return None
+            text = before + " " + text[start + len(answer) :].lstrip()
+    text = re.sub(r"\(\s*\)|\[\s*\]|\"\s*\"", "", text)
+    text = re.sub(r"\s+([,.;:!?)\]])", r"\1", text)
+    text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
+    text = re.sub(r"[,;:]\s*([.!?])", r"\1", text)
+    text = " ".join(text.split())
+    return text if len(text.split()) >= 4 else None
 
 
 def build_groups(
@@ -113,6 +157,7 @@ def build_groups(
     context: str = "title",
     swapped: float = 0.0,
     seed: int = 13,
+    twins: bool = False,
 ) -> tuple[list[Group], dict[str, Any]]:
     """Listwise training groups from the SQuAD train articles and our news training questions, plus (when
     `swapped` > 0) that share of the answerable SQuAD questions again with one name swapped, as unanswerable."""
@@ -126,6 +171,7 @@ def build_groups(
         size,
         "squad",
         context,
+        twins,
     )
     if swapped > 0:
         rng = random.Random(seed)
@@ -146,7 +192,7 @@ def build_groups(
         }
         items = [json.loads(line) for line in news_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         groups += retrieval_groups(
-            files, [(i["q"], i.get("expect")) for i in items], embedder, work_dir / "news", size, "news", context
+            files, [(i["q"], i.get("expect")) for i in items], embedder, work_dir / "news", size, "news", context, twins
         )
         data["news_file"] = str(news_file.relative_to(ROOT)) if news_file.is_relative_to(ROOT) else str(news_file)
         data["news_sha256"] = sha256_of(news_file)
@@ -203,6 +249,15 @@ def swapped_questions(article: SquadArticle, share: float, rng: random.Random) -
     return made
 
 
+def epoch_order(groups: Sequence[Group], news_repeat: int, rng: random.Random) -> list[int]:
+    """One epoch's questions, shuffled, our news questions `news_repeat` times each. News questions are
+    what storybot is asked but a tenth of the data; reading them three times was tried and measured level
+    with reading them once (README, "Reader recipes"), so the default is once."""
+    order = [i for i, group in enumerate(groups) for _ in range(news_repeat if group.source == "news" else 1)]
+    rng.shuffle(order)
+    return order
+
+
 def train_listwise(
     groups: Sequence[Group], recipe: Recipe, say: Say, base_model: str = BUNDLED_MODEL
 ) -> tuple[Any, float]:
@@ -229,9 +284,7 @@ def train_listwise(
     running = 0.0
     for step in range(recipe.steps):
         if len(order) < recipe.questions_per_step:
-            fresh = list(range(len(groups)))
-            rng.shuffle(fresh)
-            order += fresh
+            order += epoch_order(groups, recipe.news_repeat, rng)
         batch = [groups[i] for i in order[: recipe.questions_per_step]]
         del order[: recipe.questions_per_step]
         questions = [g.question for g in batch for _ in g.texts]
@@ -306,10 +359,19 @@ def run_train_reader(squad_file: Path, out_dir: Path, recipe: Recipe, say: Say, 
     news_file = NEWS_TRAIN / "questions.jsonl" if news else None
     with tempfile.TemporaryDirectory(prefix="storybot-train-") as work:
         groups, data = build_groups(
-            squad_file, news_file, embedder, Path(work), recipe.candidates, recipe.context, recipe.swapped, recipe.seed
+            squad_file,
+            news_file,
+            embedder,
+            Path(work),
+            recipe.candidates,
+            recipe.context,
+            recipe.swapped,
+            recipe.seed,
+            recipe.twins,
         )
     say(f"  {len(groups)} questions: " + ", ".join(f"{k} {v}" for k, v in data["groups"].items()))
-    say(f"Training {recipe.steps} steps of 4 questions x 8 candidates (seed {recipe.seed})...")
+    twins = " (+ an answerless twin)" if recipe.twins else ""
+    say(f"Training {recipe.steps} steps of 4 questions x {recipe.candidates} candidates{twins} (seed {recipe.seed})...")
     model, seconds = train_listwise(groups, recipe, say)
     write_reader(model, out_dir, recipe, data, seconds)
     say(f"Wrote the reader to {out_dir} ({seconds / 60:.1f} min of training)")
@@ -355,7 +417,8 @@ def write_model_card(directory: Path, figures: str = "") -> Path:
         f"- Training time: {config['train_seconds'] / 60:.1f} min on 2 CPU cores (per question, a softmax over its",
         "  retrieved candidates plus binary cross-entropy on each; AdamW, linear warm-up and decay).",
         f"- Reproduce: `storybot train-reader --squad train-sample.json --out DIR --steps {recipe['steps']}"
-        f" --seed {recipe['seed']}`, then `storybot fit-scorer` with `STORYBOT_READER_MODEL=DIR`.",
+        f" --seed {recipe['seed']} --news-repeat {recipe.get('news_repeat', 1)}"
+        f"{' --twins' if recipe.get('twins') else ''}`, then `storybot fit-scorer` with `STORYBOT_READER_MODEL=DIR`.",
     ]
     if scorer is not None:
         lines += [
