@@ -206,12 +206,12 @@ def content_words(text: str) -> list[str]:
     return result
 
 
-@lru_cache(maxsize=65536)
 def is_figure(word: str) -> bool:
     """A figure ("2014", "3rd", "Q2", "mid-2010"): any word with a digit in it."""
     return any(ch.isdigit() for ch in word)
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     return str(_stemmer.stemWord(word))
 
