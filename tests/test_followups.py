@@ -74,3 +74,39 @@ def test_ask_batch_sessions_share_history(tmp_path: Path, cli) -> None:
     # Within a session "he" is the person of that session's last question, whoever asked in between.
     assert "Ryabkov" in answers[2]["citations"][0]["text"]
     assert "Biden" in answers[4]["citations"][0]["text"]
+
+
+def test_a_pronoun_after_a_name_of_the_question_stands_for_that_name() -> None:
+    previous = Turn("What did Ryabkov warn?", "Ryabkov", None)
+    standalone = "Has Putin admitted he plans to invade?"
+    assert not leans_on_previous(standalone) and resolve(standalone, previous).text == standalone
+    # An object pronoun cannot mean the question's own subject: history fills it.
+    assert resolve("What did Macron tell him?", previous).text == "What did Macron tell Ryabkov?"
+    assert resolve("What did he warn?", previous).text == "What did Ryabkov warn?"
+
+
+def test_a_pronoun_never_stands_for_a_people() -> None:
+    # "Which Finnish leader ...?" leaves "Finnish" as its first name: "he" is the leader the answer named.
+    previous = Turn("Which Finnish leader spoke to Putin?", "Finnish", "Sauli Niinisto")
+    assert resolve("What did he say?", previous).text == "What did Niinisto say?"
+    assert resolve("What did he say?", Turn("What do Finnish officials fear?", "Finnish", None)).read_as == {}
+
+
+def test_a_refusal_leaves_no_name_for_the_next_question() -> None:
+    from bot.answering.conversation import make_turn
+
+    turn = make_turn("What did Zelensky say?", None, False, unknown=("Zelensky",))
+    assert turn.subject is None
+    assert make_turn("What did Putin say?", None, False).subject == "Putin"
+
+
+def test_a_standalone_question_gets_the_same_answer_alone_and_after_unrelated_turns(
+    seed_service: StorybotService,
+) -> None:
+    standalone = ["Has Putin admitted he plans an invasion?", "What did Biden warn?", "Who won the 2018 World Cup?"]
+    alone = [seed_service.ask(q).to_json() for q in standalone]
+    session = Session()
+    for warm_up in ("What did Ryabkov say?", "Who is Zelensky?", "Which Finnish leader did Putin call?"):
+        seed_service.ask(warm_up, session)
+        for question, expected in zip(standalone, alone, strict=True):
+            assert seed_service.ask(question, session).to_json() == expected, (warm_up, question)

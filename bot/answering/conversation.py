@@ -6,8 +6,9 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from bot.answering.lexical import demonyms
 from bot.answering.retrieval import question_entities
-from bot.indexing.terms import words
+from bot.indexing.terms import normalize_word, words
 
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
 _OBJECT_PRONOUNS = re.compile(r"\b(him|her)\b(?!\s+(?:own|country|government|office|comments?|demands?)\b)", re.I)
@@ -50,11 +51,32 @@ class Resolved:
 
 
 def leans_on_previous(question: str) -> bool:
-    """True for questions that need the one before: a personal pronoun, or an elliptical "And Macron?"."""
+    """True for questions that need the one before: a personal pronoun with no name of its own to stand for,
+    or an elliptical "And Macron?". "Has Putin admitted he ...?" stands alone: its "he" is Putin."""
     if _SWITCH.match(question):
         return True
     tokens = {w.lower() for w in words(question)}
-    return bool(tokens & _PERSONAL_PRONOUNS)
+    if not tokens & _PERSONAL_PRONOUNS:
+        return False
+    return _needs_history(question)
+
+
+def _needs_history(question: str) -> bool:
+    """A subject pronoun or possessive after a name of the question refers to that name; only an object
+    pronoun ("What did Macron tell him?" cannot mean Macron) or a pronoun before any name needs history."""
+    first_name = next((m.start() for m in re.finditer(r"\b[A-Z]\w+", question) if m.start() > 0), None)
+    for pattern in (_SUBJECT_PRONOUNS, _POSSESSIVES):
+        for match in pattern.finditer(question):
+            if first_name is None or match.start() < first_name:
+                return True
+    return bool(_OBJECT_PRONOUNS.search(question))
+
+
+def is_referent(name: str | None) -> bool:
+    """Can a pronoun stand for this name? A person or thing can; a people's adjective ("Finnish") cannot."""
+    if not name:
+        return False
+    return normalize_word(name.split()[-1]) not in demonyms()
 
 
 def _short(name: str) -> str:
@@ -78,10 +100,12 @@ def resolve(question: str, previous: Turn | None) -> Resolved:
         # "What did Biden warn?" then "And the EU?" -> "What did the EU warn?"
         replaced = re.sub(rf"\b{re.escape(previous.subject)}\b", switch.group(1), previous.question, count=1)
         return Resolved(replaced, {question: replaced})
-    subject = previous.subject or previous.answer_name
-    other = previous.answer_name or previous.subject
+    subjects = [n for n in (previous.subject, previous.answer_name) if is_referent(n)]
+    subject = subjects[0] if subjects else None
+    other = subjects[-1] if subjects else None
     text = question
     read_as: dict[str, str] = {}
+    name_at = next((m.start() for m in re.finditer(r"\b[A-Z]\w+", question) if m.start() > 0), None)
 
     def fill(pattern: re.Pattern[str], name: str, text: str) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -90,17 +114,24 @@ def resolve(question: str, previous: Turn | None) -> Resolved:
 
         return pattern.sub(replace, text)
 
-    if subject:
-        text = fill(_SUBJECT_PRONOUNS, _short(subject), text)
+    if subject and (name_at is None or _SUBJECT_PRONOUNS.search(question[:name_at])):
+        # Only pronouns before the question's own first name lean on history ("Did he say Putin ...?").
+        head = question[:name_at] if name_at is not None else question
+        text = fill(_SUBJECT_PRONOUNS, _short(subject), head) + (question[name_at:] if name_at is not None else "")
     if other:
         text = fill(_OBJECT_PRONOUNS, _short(other), text)
-        text = fill(_POSSESSIVES, _short(other) + "'s", text)
+        if name_at is None:
+            text = fill(_POSSESSIVES, _short(other) + "'s", text)
     return Resolved(text, read_as)
 
 
-def make_turn(resolved_question: str, answer_text: str | None, answer_is_span: bool) -> Turn:
-    """What this turn leaves for the next one."""
+def make_turn(
+    resolved_question: str, answer_text: str | None, answer_is_span: bool, unknown: tuple[str, ...] = ()
+) -> Turn:
+    """What this turn leaves for the next one: never a name the articles lack, so that a refusal's reason
+    ("The article doesn't mention Zelensky.") does not come back with the next question."""
     names = [" ".join(p) for p in question_entities(resolved_question)]
+    names = [n for n in names if n not in unknown and is_referent(n)]
     answer_name = None
     if answer_is_span and answer_text and answer_text[:1].isupper():
         answer_name = answer_text

@@ -53,6 +53,21 @@ def place_aliases() -> dict[str, frozenset[str]]:
     return {word: frozenset(others) for word, others in aliases.items()}
 
 
+@lru_cache(maxsize=1)
+def demonyms() -> frozenset[str]:
+    """The words that name a people or its adjective ("finnish", "french"): never a person a pronoun stands for."""
+    import importlib.resources
+    import json
+
+    found: set[str] = set()
+    for entry in (importlib.resources.files("countryinfo") / "data").iterdir():
+        if entry.name.endswith(".json"):
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            found.update(normalize_word(d.strip()) for d in re.split(r"[,/]", str(data.get("demonym") or "")))
+    found.discard("")
+    return frozenset(found)
+
+
 def spellings(word: str) -> list[str]:
     """The word and the other ways a text may write the same place or people ("finland": "finnish", ...)."""
     return [word, *sorted(place_aliases().get(word, ()))]
