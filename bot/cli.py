@@ -113,43 +113,51 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--failures", action="store_true", help="list the questions answered wrong")
     train = command(
         "train-reader",
-        "fine-tune the answer reader from the bundled MiniLM weights",
-        "Train storybot's reader (a MiniLM cross-encoder) on the SQuAD sample's train articles and our news\n"
-        "training questions, with a fixed seed; write the weights, reader.json and MODEL_CARD.md to OUT.",
+        "fine-tune the answer reader (sentence and span) from the bundled MiniLM weights",
+        "Train storybot's reader (a MiniLM cross-encoder with a span head) on the train articles of the SQuAD\n"
+        "files given (1.1 and 2.0 alike; dev and test articles are always left out) and our news training\n"
+        "questions, with a fixed seed; write the weights, reader.json and MODEL_CARD.md to OUT.",
     )
-    train.add_argument("--squad", type=Path, required=True, help="the SQuAD 2.0 sample (train-sample.json)")
+    train.add_argument(
+        "--squad", type=Path, nargs="+", required=True, metavar="FILE", help="SQuAD JSON files (1.1 or 2.0)"
+    )
     train.add_argument("--out", type=Path, required=True, help="folder for the weights, reader.json and model card")
-    train.add_argument("--steps", type=int, default=900, help="training steps of 4 questions (default 900)")
+    train.add_argument("--steps", type=_count, default=3000, help="training steps (default 3000)")
+    train.add_argument("--questions-per-step", type=_count, default=8, help="questions per step (default 8)")
+    train.add_argument("--candidates", type=_count, default=6, help="candidate sentences per question (default 6)")
     train.add_argument("--seed", type=int, default=13, help="random seed (default 13)")
+    train.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
     train.add_argument(
         "--context",
         default="title",
         help="what the reader reads before each sentence: 'title' (its article's, the default) or 'none'",
     )
     train.add_argument(
+        "--unanswerable-share",
+        type=_share,
+        default=0.35,
+        help="share (0-1) of the questions read that are unanswerable (default 0.35)",
+    )
+    train.add_argument(
         "--swapped",
         type=_share,
-        default=0.0,
-        help="share (0-1) of answerable SQuAD questions also asked with a name swapped, as unanswerable (default 0)",
+        default=0.03,
+        help="share (0-1) of answerable SQuAD questions also asked with a name swapped, as unanswerable (default 0.03)",
     )
     train.add_argument(
-        "--news-repeat",
-        type=_repeats,
-        default=1,
-        help="how many times each epoch reads our news questions (default 1; they are 11%% of the questions)",
+        "--frozen-layers", type=int, choices=range(0, 6), default=0, help="lower layers kept frozen (default 0)"
     )
-    train.add_argument(
-        "--twins",
-        action="store_true",
-        help="also give each answer sentence with its answer cut out, as a negative beside it",
-    )
+    train.add_argument("--max-length", type=_count, default=None, help="tokens per (question, sentence) pair")
+    train.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     fit = command(
         "fit-scorer",
         "fit the answer scorer and its threshold on the tune questions",
         "Fit the logistic-regression scorer of STORYBOT_READER_MODEL on the tune questions and the SQuAD dev\n"
         "articles; write scorer.json (weights, threshold, calibration) beside the reader.",
     )
-    fit.add_argument("--squad", type=Path, required=True, help="the SQuAD 2.0 sample (its dev articles are used)")
+    fit.add_argument(
+        "--squad", type=Path, nargs="+", required=True, metavar="FILE", help="SQuAD files (their dev articles are used)"
+    )
     bench = command(
         "bench",
         "measure latency, cold start, rebuild time and memory",
@@ -254,9 +262,9 @@ def _share(text: str) -> float:
     return value
 
 
-def _repeats(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 20:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 20, got {text!r}")
+def _count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
 
 
@@ -298,12 +306,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(f"--context must be one of {', '.join(READER_CONTEXTS)}, not {args.context!r}")
         recipe = Recipe(
             steps=args.steps,
+            questions_per_step=args.questions_per_step,
+            candidates=args.candidates,
+            learning_rate=args.learning_rate,
             seed=args.seed,
             context=args.context,
-            max_length=max_length_for(args.context),
+            max_length=args.max_length or max_length_for(args.context),
+            unanswerable_share=args.unanswerable_share,
             swapped=args.swapped,
-            twins=args.twins,
-            news_repeat=args.news_repeat,
+            frozen_layers=args.frozen_layers,
+            threads=args.threads,
         )
         run_train_reader(args.squad, args.out, recipe, _say)
         return EXIT_OK

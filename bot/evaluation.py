@@ -2,13 +2,15 @@
 
 A question set is our JSON Lines ({"q": ..., "expect": [phrases] | null, "doc": ...}) over a corpus
 directory, or a SQuAD 2.0 JSON file, whose articles become the corpus (one split of it: see
-bot.devtools.squad). A question is answered right when the answer sentence holds an expected phrase
+bot.squad). A question is answered right when the answer sentence holds an expected phrase
 (SQuAD: a gold answer); an unanswerable one (expect null, SQuAD is_impossible) is right when refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.answering.answer import Answer
+from bot.answering.reader import Span
 from bot.answering.scorer import read_candidates
 from bot.config import Settings
 from bot.errors import StorybotError
@@ -44,6 +47,37 @@ def holds(text: str | None, phrases: Sequence[str] | None) -> bool:
         return False
     lowered = text.lower()
     return any(p.lower() in lowered for p in phrases)
+
+
+def auc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    if not positive or not negative:
+        return 0.5
+    ranked = sorted([(s, 1) for s in positive] + [(s, 0) for s in negative])
+    rank_sum, i = 0.0, 0
+    while i < len(ranked):
+        j = i
+        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
+            j += 1
+        rank_sum += sum(label for _, label in ranked[i:j]) * (i + j + 1) / 2
+        i = j
+    n_pos, n_neg = len(positive), len(negative)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def normalise_answer(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = re.sub(r"[^\w\s]", " ", text.lower())
+    return " ".join(w for w in text.split() if w not in {"a", "an", "the"})
+
+
+def token_f1(predicted: str, gold: str) -> float:
+    p, g = normalise_answer(predicted).split(), normalise_answer(gold).split()
+    common = sum((Counter(p) & Counter(g)).values())
+    if not p or not g or not common:
+        return float(p == g)
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
 
 
 def load_jsonl(path: Path) -> list[EvalCase]:
@@ -79,7 +113,7 @@ def load_jsonl(path: Path) -> list[EvalCase]:
 
 def load_question_set(path: Path, split: str | None = None, corpus_dir: Path | None = None) -> QuestionSet:
     """Our JSON Lines (answered from `corpus_dir`, default the configured corpus) or SQuAD 2.0 JSON (one split)."""
-    from bot.devtools.squad import is_squad_file, load_squad, split_of
+    from bot.squad import is_squad_file, load_squad, split_of
 
     if not is_squad_file(path):
         return QuestionSet(path.name, load_jsonl(path), None, corpus_dir)
@@ -217,18 +251,28 @@ def format_failures(results: Sequence[EvalResult]) -> str:
     return "\n".join(lines)
 
 
-def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features, labels and question ids of every reader candidate.
+@dataclass(frozen=True)
+class CandidateRows:
+    """Every reader candidate of a question set: features, labels, question ids, and each candidate's
+    sentence with the reader's span in it (for fitting when a span answers alone)."""
 
-    A candidate is right when it holds an expected phrase, in the question's own article when the question
+    features: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+    spans: list[tuple[str, Span | None]]
+
+
+def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> CandidateRows:
+    """A candidate is right when it holds an expected phrase, in the question's own article when the question
     names one: in an archive, the same words can stand in an article about something else."""
-    features, labels, ids = [], [], []
+    features, labels, ids, spans = [], [], [], []
     for number, case in enumerate(cases):
         retrieval = service.retriever.search(" ".join(case.question.split()))
-        pool, rows = read_candidates(retrieval, service.reader, service.retriever.index.documents)
+        pool, rows, read_spans = read_candidates(retrieval, service.reader, service.retriever.index.documents)
         if not pool:
             continue
         features.append(rows)
         labels += [float(holds(s.sentence.text, case.expect) and case.doc in (None, s.sentence.doc)) for s in pool]
         ids += [number] * len(pool)
-    return np.vstack(features), np.asarray(labels), np.asarray(ids)
+        spans += [(s.sentence.text, span) for s, span in zip(pool, read_spans, strict=True)]
+    return CandidateRows(np.vstack(features), np.asarray(labels), np.asarray(ids), spans)

@@ -137,10 +137,12 @@ class StorybotService:
         retrieval = retriever.search(resolved.text)
         documents = retriever.index.documents
         candidates = score_candidates(retrieval, self.reader, self.scorer, documents)
-        answer = compose_answer(retrieval, documents, candidates, self.threshold, self.settings.top_k)
+        answer = compose_answer(
+            retrieval, documents, candidates, self.threshold, self.settings.top_k, self.scorer.span_threshold
+        )
         if session is not None:
             is_span = answer.answered and answer.text != answer.shown.sentence
-            session.remember(make_turn(resolved.text, answer.text, is_span))
+            session.remember(make_turn(resolved.text, answer.text, is_span, retrieval.question.unknown_entities))
         # The user is told what history filled in, the same way as spelling corrections.
         shown = replace(answer.shown, corrections={**resolved.read_as, **answer.shown.corrections})
         return replace(answer, question=question, shown=shown)

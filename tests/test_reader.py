@@ -14,13 +14,14 @@ from bot.answering.reader import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     CrossEncoderReader,
+    Reading,
     reader_text,
     reader_texts,
 )
 from bot.answering.scorer import FEATURES, SCORER_FILE, read_candidates
-from bot.devtools.squad import SquadArticle, SquadQuestion
 from bot.devtools.train_reader import Recipe, retrieval_groups, train_listwise, write_reader
 from bot.errors import ModelLoadError
+from bot.squad import SquadArticle, SquadQuestion
 
 from .conftest import FakeEmbedder
 
@@ -39,7 +40,7 @@ ARTICLE = SquadArticle(
 )
 
 
-def _groups(tmp_path: Path, context: str = "title", twins: bool = False) -> list:
+def _groups(tmp_path: Path, context: str = "title") -> list:
     return retrieval_groups(
         {ARTICLE.file_name: ARTICLE.document_text()},
         [(q.question, list(q.answers) or None) for q in ARTICLE.questions],
@@ -48,7 +49,6 @@ def _groups(tmp_path: Path, context: str = "title", twins: bool = False) -> list
         size=4,
         source="squad",
         context=context,
-        twins=twins,
     )
 
 
@@ -61,54 +61,82 @@ def test_groups_hold_the_retrieved_candidates_labelled_by_the_answer(tmp_path: P
     assert not any(groups["When was the harbour built?"].labels)
 
 
-def test_a_twin_with_the_answer_cut_out_is_one_more_negative(tmp_path: Path) -> None:
-    plain = {g.question: g for g in _groups(tmp_path / "plain")}
-    twinned = {g.question: g for g in _groups(tmp_path / "twins", twins=True)}
-    reopen = twinned["When did the harbour reopen?"]
-    assert reopen.texts[:-1] == plain["When did the harbour reopen?"].texts
-    assert reopen.texts[-1] == "Harbour | The harbour of Port Alder reopened." and reopen.labels[-1] == 0.0
-    # "The regional government" opens its sentence: cutting it would leave a fragment, so no twin.
-    assert twinned["Who paid for the repairs?"] == plain["Who paid for the repairs?"]
-    assert twinned["When was the harbour built?"] == plain["When was the harbour built?"]  # nothing to cut
-
-
-def test_an_epoch_reads_the_news_questions_as_often_as_the_recipe_says() -> None:
+def test_a_sampler_reads_each_kind_in_its_share_and_every_question_before_any_twice() -> None:
     import random
 
-    from bot.devtools.train_reader import Group, epoch_order
+    from bot.devtools.train_reader import Group, Sampler
 
-    groups = [Group("q", ("t",), (1.0,), source) for source in ("squad", "news", "squad", "news")]
-    order = epoch_order(groups, 3, random.Random(0))
-    assert sorted(order) == [0, 1, 1, 1, 2, 3, 3, 3]
-    assert sorted(epoch_order(groups, 1, random.Random(0))) == [0, 1, 2, 3]
+    def group(source: str, label: float) -> Group:
+        return Group("q", ("t",), (label,), (None,), (0,), source)
+
+    groups = [group("squad", 1.0) for _ in range(60)] + [group("squad", 0.0) for _ in range(30)]
+    groups += [group("news", 1.0) for _ in range(10)]
+    recipe = Recipe(unanswerable_share=0.4, news_share=0.1)
+    taken = Sampler(groups, recipe, random.Random(0)).take(2000)
+    shares = [sum(60 <= i < 90 for i in taken) / 2000, sum(i >= 90 for i in taken) / 2000]
+    assert abs(shares[0] - 0.4) < 0.05 and abs(shares[1] - 0.1) < 0.03
+    first_answerable = [i for i in taken if i < 60][:60]
+    assert sorted(first_answerable) == list(range(60))  # a fresh shuffle: each one once before any repeats
 
 
-@pytest.mark.parametrize(
-    ("text", "answers", "cut"),
-    [
-        ("She left the group in 2005, to go solo.", ["2005"], "She left the group, to go solo."),
-        ("The talks, held in Geneva, were useful.", ["Geneva"], "The talks, held, were useful."),
-        ("Rates rose by 0.5 points (to 6.1 percent) in March.", ["6.1 percent", "0.5"], "Rates rose points in March."),
-        ("In 2005 she left the group.", ["2005"], None),  # the answer opens the sentence
-        ("It cost 2.4 million euros.", ["2.4 million euros"], None),  # too little left
-    ],
-)
-def test_answerless_cuts_every_answer_and_mends_the_punctuation(text: str, answers: list[str], cut: str | None) -> None:
-    from bot.devtools.train_reader import answerless
+def test_paragraph_candidates_hold_the_answer_sentence_and_its_span() -> None:
+    from bot.devtools.train_reader import ArticleSentences
 
-    assert answerless(text, answers) == cut
+    article = ArticleSentences(ARTICLE, "title")
+    question = ARTICLE.questions[0]
+    chosen = article.candidates(question.question, question.paragraph, question.answers, 3)
+    assert chosen is not None and len(chosen) == 3
+    group = article.group(question.question, chosen, question.answers, "squad")
+    assert sum(group.labels) == 1
+    positive = group.labels.index(1.0)
+    start, end = group.spans[positive]  # type: ignore[misc]
+    assert group.texts[positive][start:end] == "on Monday" and start >= group.starts[positive]
+    assert group.texts[positive][group.starts[positive] :].startswith("The harbour of Port Alder")
+    # An answer in no single sentence teaches nothing clean; an unanswerable question gets negatives only.
+    assert article.candidates("Who?", 0, ["Monday. Repairs"], 3) is None
+    unanswerable = article.candidates("When was the harbour built?", 0, None, 3)
+    assert unanswerable and not any(article.group("q", unanswerable, None, "squad").labels)
+
+
+def test_span_targets_point_at_the_answer_tokens_and_best_span_finds_them_back() -> None:
+    from bot.answering.reader import base_cross_encoder, best_span
+    from bot.devtools.train_reader import span_targets
+
+    tokenizer = base_cross_encoder().tokenizer
+    text = "Harbour | The harbour reopened on Monday after repairs."
+    start = text.index("on Monday")
+    encoded = tokenizer(["When?"], [text], return_offsets_mapping=True, return_tensors="pt")
+    offsets = encoded.pop("offset_mapping").tolist()
+    ((first, last, allowed),) = span_targets(encoded, offsets, [(start, start + 9)], [10])  # type: ignore[misc]
+    assert text[offsets[0][first][0] : offsets[0][last][1]] == "on Monday"
+    assert not allowed[: first - 4].any()  # the question and the title are never part of a span
+    logits = np.full(len(allowed), -5.0)
+    starts, ends = logits.copy(), logits.copy()
+    starts[first], ends[last] = 5.0, 5.0
+    span = best_span(starts, ends, np.asarray(offsets[0]), encoded.sequence_ids(0), 10)
+    assert span is not None and text[10:][span.start : span.end] == "on Monday" and span.probability > 0.5
+    # An answer cut off by truncation has no target.
+    assert span_targets(encoded, offsets, [(start, len(text) + 5)], [10]) == [None]
 
 
 def test_a_few_training_steps_write_a_reader_that_loads(tmp_path: Path) -> None:
     recipe = Recipe(steps=2, questions_per_step=2, max_length=32, seed=3)
-    model, seconds = train_listwise(_groups(tmp_path / "groups"), recipe, lambda _: None)
-    write_reader(model, tmp_path, recipe, {"test": True}, seconds)
+    groups = _groups(tmp_path / "groups")
+    model, head, seconds, curve = train_listwise(groups, recipe, lambda _: None, dev=groups, curve_at=(2,))
+    assert [point["questions_read"] for point in curve] == [2, 4]  # at the mark and at the end
+    assert {"top1", "auc", "span_em", "span_f1"} <= set(curve[0])
+    write_reader(model, head, tmp_path, recipe, {"test": True}, seconds, curve)
     assert json.loads((tmp_path / CONFIG_FILE).read_text())["max_length"] == 32
     # The frozen word embeddings are not shipped: they come from the bundled model at load time.
     assert (tmp_path / WEIGHTS_FILE).stat().st_size < 25_000_000
     reader = CrossEncoderReader(str(tmp_path), quantize=False)
     logits = reader.logits("When did the harbour reopen?", ["It reopened on Monday.", "Nothing here."])
     assert logits.shape == (2,) and np.isfinite(logits).all()
+    # The span head comes back with the weights: every span lies inside its sentence, after the title.
+    texts = ["Harbour | It reopened on Monday.", "Harbour | Nothing here."]
+    reading = reader.read("When did the harbour reopen?", texts, [10, 10])
+    for text, span in zip(texts, reading.spans, strict=True):
+        assert span is not None and 0 <= span.start < span.end <= len(text) - 10 and 0 < span.probability <= 1
     assert reader.context == "title"  # as it was trained: answer time gives it the same text as training
 
     # A reader.json from before the title was given reads sentences alone; an unknown context is refused.
@@ -136,11 +164,13 @@ class RecordingReader:
 
     def __init__(self, context: str) -> None:
         self.context = context
-        self.read: list[str] = []
+        self.texts: list[str] = []
+        self.starts: list[int] = []
 
-    def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
-        self.read += texts
-        return np.asarray([float(len(t)) for t in texts], dtype=np.float32)
+    def read(self, question: str, texts: Sequence[str], sentence_starts: Sequence[int]) -> Reading:
+        self.texts += texts
+        self.starts += sentence_starts
+        return Reading(np.asarray([float(len(t)) for t in texts], dtype=np.float32), (None,) * len(texts))
 
 
 @pytest.mark.parametrize("context", ["title", "none"])
@@ -148,11 +178,13 @@ def test_answer_time_gives_the_reader_what_training_gave_it(seed_service, contex
     retrieval = seed_service.retriever.search("What did Biden warn?")
     reader = RecordingReader(context)
     documents = seed_service.index.documents
-    pool, rows = read_candidates(retrieval, reader, documents)
+    pool, rows, _ = read_candidates(retrieval, reader, documents)
     title = documents[pool[0].sentence.doc].title
     expected = reader_texts(context, [s.sentence for s in pool], documents)
-    assert reader.read == expected and len(rows) == len(pool)
-    assert any(t.startswith(f"{title} | ") for t in reader.read) == (context == "title")
+    assert reader.texts == expected and len(rows) == len(pool)
+    assert any(t.startswith(f"{title} | ") for t in reader.texts) == (context == "title")
+    # The reader is told where each sentence starts in what it reads: spans come from the sentence only.
+    assert [t[start:] for t, start in zip(reader.texts, reader.starts, strict=True)] == [s.sentence.text for s in pool]
 
 
 def test_the_shipped_reader_has_its_scorer_and_card() -> None:
@@ -187,7 +219,9 @@ def test_swapped_questions_ask_of_another_name_of_the_same_article() -> None:
     made = swapped_questions(article, 1.0, random.Random(0))
     # Only the answerable question is swapped; its name becomes another name of the article, never the
     # answer itself, and a capital that only opens a sentence ("Offstage") is not taken for a name.
-    assert len(made) == 1 and made[0].startswith("Who led the repairs in ") and made[0].endswith("?")
-    swapped_in = made[0].removeprefix("Who led the repairs in ").removesuffix("?")
+    assert len(made) == 1 and made[0][1] == 0  # with its paragraph, whose sentences are its hard negatives
+    question = made[0][0]
+    assert question.startswith("Who led the repairs in ") and question.endswith("?")
+    swapped_in = question.removeprefix("Who led the repairs in ").removesuffix("?")
     assert swapped_in in article.paragraphs[0] and swapped_in not in {"Port Alder", "Ines Duarte", "Offstage"}
     assert swapped_questions(article, 0.0, random.Random(0)) == []

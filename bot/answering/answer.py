@@ -8,7 +8,6 @@ from typing import Any
 
 from bot.answering.retrieval import QuestionAnalysis, Retrieval
 from bot.answering.scorer import Candidate
-from bot.answering.spans import answer_candidates, narrow_span
 from bot.indexing.index import DocumentInfo
 
 NOT_SAID = "The article doesn't say."
@@ -123,6 +122,7 @@ def compose_answer(
     candidates: list[Candidate],
     threshold: float,
     limit: int = 3,
+    span_threshold: float = 1.0,
 ) -> Answer:
     """Answer with the scorer's best candidate when its probability clears the threshold, else say why not."""
     question = retrieval.question
@@ -147,14 +147,16 @@ def compose_answer(
     chosen = best.scored
     citations = _citations(retrieval, documents, limit, chosen.chunk_id)
     sentence = chosen.sentence
-    # The shortest verbatim text that answers: a name, day, place or figure when one stands out,
-    # else the whole sentence (the first citation always holds the sentence in full).
-    # Narrowed only when exactly one candidate of the asked type stands in the asked role; otherwise the
-    # whole sentence answers and the first candidate is shown in bold.
-    span = narrow_span(question.text, question.kind, sentence.text, question.focus)
-    likely = answer_candidates(question.text, question.kind, sentence.text, question.focus)
-    highlight = likely[0] if span is None and likely else None
-    span = span or (0, len(sentence.text))
+    # The shortest verbatim text that answers: the reader's span when it is sure of it (the threshold is
+    # fitted on dev), else the whole sentence with that span in bold (the first citation always holds the
+    # sentence in full).
+    learned = best.span
+    whole = learned is None or learned.end - learned.start >= len(sentence.text.rstrip(".!?\"'”’ "))
+    if learned is not None and not whole and learned.probability >= span_threshold:
+        span, highlight = (learned.start, learned.end), None
+    else:
+        span = (0, len(sentence.text))
+        highlight = (learned.start, learned.end) if learned is not None and not whole else None
     return Answer(
         question=question.text,
         answered=True,

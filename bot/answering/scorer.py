@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.answering.reader import Reader, reader_texts
+from bot.answering.reader import Reader, Span, reader_texts, sentence_starts
 from bot.answering.retrieval import QuestionAnalysis, Retrieval, ScoredSentence
-from bot.answering.spans import answer_candidates
 from bot.indexing.metadata import DocumentInfo
 from bot.indexing.terms import is_figure, normalize_word, words
 
@@ -32,7 +31,7 @@ FEATURES = (
     "lexical",  # IDF-weighted share of the question's words the sentence contains
     "hybrid",  # dense + BM25 fused retrieval score of the sentence and its passage
     "type_asked",  # the question asks for a type (who, when, where, how many, which)
-    "type_found",  # ... and the sentence holds a candidate of that type
+    "span",  # the reader's probability for its best answer span in the sentence (0 without a span head)
     "names_in_sentence",  # share of the names the question asks about that the sentence itself holds
     "names_unknown",  # the question names someone or something no article mentions
     "figures_unknown",  # ... or a figure ("2014", "3rd", "Q2") no article writes that way
@@ -47,18 +46,22 @@ class Candidate:
     scored: ScoredSentence
     features: tuple[float, ...]
     probability: float
+    span: Span | None = None  # where in the sentence the reader puts the answer
 
 
 def candidate_features(
-    analysis: QuestionAnalysis, candidates: Sequence[ScoredSentence], logits: np.ndarray
+    analysis: QuestionAnalysis,
+    candidates: Sequence[ScoredSentence],
+    logits: np.ndarray,
+    spans: Sequence[Span | None] | None = None,
 ) -> np.ndarray:
     """The FEATURES of each candidate, one row each."""
     best = float(logits.max()) if len(logits) else 0.0
     asks_type = analysis.kind in {"who", "when", "where", "how_many", "which"}
     rows = []
     names = [set(entity.split()) for entity in analysis.entities]
-    for candidate, logit in zip(candidates, logits, strict=True):
-        spans = answer_candidates(analysis.text, analysis.kind, candidate.sentence.text, analysis.focus)
+    spans = spans if spans is not None else [None] * len(candidates)
+    for candidate, logit, span in zip(candidates, logits, spans, strict=True):
         held = {normalize_word(w) for w in words(candidate.sentence.text)}
         names_held = sum(name <= held for name in names) / len(names) if names else 1.0
         rows.append(
@@ -69,7 +72,7 @@ def candidate_features(
                 candidate.lexical,
                 candidate.score,
                 float(asks_type),
-                float(asks_type and bool(spans)),
+                span.probability if span is not None else 0.0,
                 names_held,
                 float(any(not is_figure(name) for name in analysis.unknown_entities)),
                 float(any(is_figure(name) for name in analysis.unknown_entities)),
@@ -97,6 +100,7 @@ class Scorer:
     answering: tuple[float, ...]  # one weight per feature, then one for the share
     answering_bias: float
     threshold: float
+    span_threshold: float = 1.0  # the reader's span answers alone above this probability (fitted on dev)
 
     @classmethod
     def load(cls, directory: Path) -> Scorer:
@@ -110,6 +114,7 @@ class Scorer:
             answering=tuple(data["answering"]),
             answering_bias=float(data["answering_bias"]),
             threshold=float(data["threshold"]),
+            span_threshold=float(data.get("span_threshold", 1.0)),
         )
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
@@ -127,29 +132,32 @@ class Scorer:
 
 def read_candidates(
     retrieval: Retrieval, reader: Reader, documents: Mapping[str, DocumentInfo]
-) -> tuple[list[ScoredSentence], np.ndarray]:
-    """The best retrieved sentences and their FEATURES, the reader having read each with the question."""
+) -> tuple[list[ScoredSentence], np.ndarray, tuple[Span | None, ...]]:
+    """The best retrieved sentences, their FEATURES and answer spans, the reader having read each with the
+    question (one forward pass per sentence gives its logit and its span)."""
     pool = retrieval.sentences[:READER_CANDIDATES]
-    texts = reader_texts(reader.context, [s.sentence for s in pool], documents)
-    logits = reader.logits(retrieval.question.text, texts)
-    return pool, candidate_features(retrieval.question, pool, logits)
+    sentences = [s.sentence for s in pool]
+    texts = reader_texts(reader.context, sentences, documents)
+    reading = reader.read(retrieval.question.text, texts, sentence_starts(texts, sentences))
+    return pool, candidate_features(retrieval.question, pool, reading.logits, reading.spans), reading.spans
 
 
 def score_candidates(
     retrieval: Retrieval, reader: Reader, scorer: Scorer, documents: Mapping[str, DocumentInfo]
 ) -> list[Candidate]:
     """The scorer ranks the candidates, the chosen one first, each with the probability that it answers right."""
-    pool, features = read_candidates(retrieval, reader, documents)
+    pool, features, spans = read_candidates(retrieval, reader, documents)
     if not pool:
         return []
     scores, probabilities = scorer.choose(features)
     order = np.argsort(-scores, kind="stable")
-    ranked = [Candidate(pool[i], tuple(features[i].tolist()), float(probabilities[i])) for i in order]
+    ranked = [Candidate(pool[i], tuple(features[i].tolist()), float(probabilities[i]), spans[i]) for i in order]
     role = retrieval.question.header_role
     if role:
         # A fact of the article's header: its header line answers, from the article the best candidate is in.
         doc = ranked[0].scored.sentence.doc
         header = [c for c in ranked if c.scored.sentence.role == role and c.scored.sentence.doc == doc]
         if header:
+            # The whole line answers ("Published on: ..."), not a span of it.
             ranked = [Candidate(header[0].scored, header[0].features, 1.0)] + [c for c in ranked if c is not header[0]]
     return ranked

@@ -20,8 +20,8 @@ import numpy as np
 
 from bot.answering.scorer import FEATURES, Scorer
 from bot.config import Settings
-from bot.devtools.fit_scorer import collect, fit
-from bot.evaluation import EvalCase, candidate_rows, load_question_set, service_for
+from bot.devtools.fit_scorer import TuneSet, collect, fit
+from bot.evaluation import candidate_rows, load_question_set, service_for
 from bot.service import StorybotService
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -29,7 +29,7 @@ NEWS_TEST = ROOT / "tests" / "data" / "news_test"
 GROUPS = {
     "reader": ("reader", "reader_gap"),
     "retrieval scores": ("dense", "lexical", "hybrid"),
-    "answer type": ("type_asked", "type_found"),
+    "answer type and span": ("type_asked", "span"),
     "names in the sentence": ("names_in_sentence",),
     "names the articles lack (rules as features)": (
         "names_unknown",
@@ -40,11 +40,11 @@ GROUPS = {
     "header line": ("header",),
 }
 
-Set = tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase]]
+Set = TuneSet
 
 
 def _keep(sets: Sequence[Set], columns: list[int]) -> list[Set]:
-    return [(name, x[:, columns], y, ids, cases) for name, x, y, ids, cases in sets]
+    return [(name, x[:, columns], y, ids, cases, spans) for name, x, y, ids, cases, spans in sets]
 
 
 def score(result: dict, columns: list[int], test: Set) -> tuple[int, int, int, int, int]:
@@ -57,7 +57,7 @@ def score(result: dict, columns: list[int], test: Set) -> tuple[int, int, int, i
         result["answering_bias"],
         result["threshold"],
     )
-    _, x, y, ids, cases = test
+    _, x, y, ids, cases, _ = test
     answerable = right = unanswerable = refused = false_refusals = 0
     for number, case in enumerate(cases):
         rows = ids == number
@@ -81,7 +81,7 @@ def score(result: dict, columns: list[int], test: Set) -> tuple[int, int, int, i
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--squad", type=Path, required=True)
+    parser.add_argument("--squad", type=Path, nargs="+", required=True)
     args = parser.parse_args(argv)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     quiet = lambda _: None  # noqa: E731
@@ -92,10 +92,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for name, question_set in (
             ("news test", load_question_set(NEWS_TEST / "questions.jsonl", corpus_dir=NEWS_TEST / "corpus")),
-            ("SQuAD test", load_question_set(args.squad, split="test")),
+            *((f"SQuAD test {path.name}", load_question_set(path, split="test")) for path in args.squad),
         ):
             service = service_for(question_set, base, work / name.replace(" ", "-"))
-            tests.append((name, *candidate_rows(service, question_set.cases), question_set.cases))
+            rows = candidate_rows(service, question_set.cases)
+            tests.append((name, rows.features, rows.labels, rows.ids, question_set.cases, rows.spans))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{'scorer features':<46}" + "".join(f"{t[0] + ' right/refused/false':>34}" for t in tests))

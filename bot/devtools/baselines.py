@@ -1,10 +1,17 @@
-"""Compare storybot with two baselines on the same question sets, in one run:
+"""Compare storybot with baselines on the same question sets, in one run:
 
+- previous: storybot before the reader trained on all of SQuAD (commit PREVIOUS_COMMIT: the reader of
+  the 10-article sample, hand-written answer spans), run from a temporary git worktree;
 - minilm: the plain nearest sentence by MiniLM cosine (always answers);
 - rules: storybot as it was before the trained reader (commit RULES_COMMIT, the hand-set rules and
-  weights), run from a temporary git worktree on the same articles and questions.
+  weights), with --systems ...,rules.
 
-    python -m bot.devtools.baselines --squad ../shared/data/squad2-train-sample/train-sample.json --split test
+    python -m bot.devtools.baselines tests/data/news_test/questions.jsonl tests/data/near_miss/questions.jsonl \
+        --corpus tests/data/news_test/corpus --squad ../shared/data/squad2-train-sample/train-sample.json \
+        ../shared/data/squad2-dev/dev-v2.0-33.json --split test
+
+Span F1 and exact match (SQuAD's word overlap of the answer text with the expected answers, an
+unanswered or refused question scoring 0) are over the answerable questions.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,12 +27,23 @@ from pathlib import Path
 
 from bot.answering.answer import Answer, Citation, Trace
 from bot.config import Settings
-from bot.evaluation import EvalResult, QuestionSet, load_question_set, run_eval, service_for, summarise
+from bot.evaluation import (
+    EvalResult,
+    QuestionSet,
+    load_question_set,
+    normalise_answer,
+    run_eval,
+    service_for,
+    summarise,
+    token_f1,
+)
 from bot.service import StorybotService
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RULES_COMMIT = "f6764b1"  # the last storybot whose answers came from hand rules
+PREVIOUS_COMMIT = "06c4d93"  # the last storybot before the reader was trained on all of SQuAD (issue 17)
 DATA = ROOT / "tests" / "data"
+SYSTEMS = ("storybot", "previous", "minilm")
 
 _RULES_ADAPTER = """
 import json, sys
@@ -57,11 +74,27 @@ def minilm_results(service: StorybotService, question_set: QuestionSet) -> list[
     return results
 
 
-def rules_results(question_set: QuestionSet, corpus: Path, work: Path) -> list[EvalResult]:
-    """storybot at RULES_COMMIT answering the same questions from the same articles."""
-    tree = work / "rules-tree"
+_PREVIOUS_ADAPTER = """
+import json, sys
+from pathlib import Path
+from bot.config import Settings
+from bot.service import StorybotService
+corpus, index, data = (Path(p) for p in sys.argv[1:4])
+service = StorybotService.load(Settings(_env_file=None, corpus_dir=corpus, index_dir=index, data_dir=data))
+for line in sys.stdin:
+    a = service.ask(json.loads(line))
+    print(json.dumps({"answered": a.answered, "candidate": a.trace.candidate, "text": a.text,
+                      "confidence": a.trace.confidence, "citations": [c.text for c in a.citations]}), flush=True)
+"""
+
+
+def rules_results(
+    question_set: QuestionSet, corpus: Path, work: Path, commit: str = RULES_COMMIT, adapter: str = _RULES_ADAPTER
+) -> list[EvalResult]:
+    """storybot at an earlier commit answering the same questions from the same articles."""
+    tree = work / f"tree-{commit}"
     subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), RULES_COMMIT],
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
         check=True,
         capture_output=True,
     )
@@ -69,7 +102,7 @@ def rules_results(question_set: QuestionSet, corpus: Path, work: Path) -> list[E
         env = {**os.environ, "PYTHONPATH": str(tree)}
         questions = "".join(json.dumps(c.question) + "\n" for c in question_set.cases)
         run = subprocess.run(
-            [sys.executable, "-c", _RULES_ADAPTER, str(corpus.resolve()), str(work / "old-index"), str(work / "data")],
+            [sys.executable, "-c", adapter, str(corpus.resolve()), str(work / f"index-{commit}"), str(work / "data")],
             input=questions,
             capture_output=True,
             text=True,
@@ -96,25 +129,41 @@ def _row(system: str, results: Sequence[EvalResult]) -> str:
     def pct(part: int, whole: int) -> str:
         return f"{100 * part / whole:5.1f}%" if whole else "    -"
 
+    answerable = [r for r in results if r.answerable]
+    answers = [(r.answer.text if r.answer.answered else "") or "" for r in answerable]
+    f1 = [max(token_f1(a, e) for e in r.case.expect or [""]) for a, r in zip(answers, answerable, strict=True)]
+    exact = [
+        any(normalise_answer(a) == normalise_answer(e) for e in r.case.expect or [])
+        for a, r in zip(answers, answerable, strict=True)
+    ]
     return (
         f"  {system:<10}{pct(s.right, s.answerable):>10}{pct(s.sentence_right, s.answerable):>10}"
         f"{pct(s.hits, s.answerable):>8}{pct(s.abstained, s.unanswerable):>12}{pct(s.false_refusals, s.answerable):>10}"
+        f"{pct(sum(exact), len(exact)):>9}{pct(round(sum(f1)), len(f1)):>9}"
     )
 
 
-def compare(question_set: QuestionSet, settings: Settings) -> str:
+def compare(question_set: QuestionSet, settings: Settings, systems: Sequence[str] = SYSTEMS) -> str:
     base = StorybotService.load(settings)
     with tempfile.TemporaryDirectory(prefix="storybot-compare-") as temp:
         work = Path(temp)
         service = service_for(question_set, base, work / "storybot")
         corpus = service.settings.corpus_dir
-        rows = [
-            _row("storybot", run_eval(service, question_set.cases)),
-            _row("minilm", minilm_results(service, question_set)),
-            _row("rules", rules_results(question_set, corpus, work)),
-        ]
-        shutil.rmtree(work / "old-index", ignore_errors=True)
-    header = f"  {'system':<10}{'accuracy':>10}{'best snt':>10}{'hit@3':>8}{'abstention':>12}{'false ref':>10}"
+        rows = []
+        for system in systems:
+            if system == "storybot":
+                results = run_eval(service, question_set.cases)
+            elif system == "previous":
+                results = rules_results(question_set, corpus, work, PREVIOUS_COMMIT, _PREVIOUS_ADAPTER)
+            elif system == "minilm":
+                results = minilm_results(service, question_set)
+            else:
+                results = rules_results(question_set, corpus, work)
+            rows.append(_row(system, results))
+    header = (
+        f"  {'system':<10}{'accuracy':>10}{'best snt':>10}{'hit@3':>8}{'abstention':>12}{'false ref':>10}"
+        f"{'span EM':>9}{'span F1':>9}"
+    )
     return "\n".join([f"{question_set.name} ({len(question_set.cases)} questions)", header, *rows])
 
 
@@ -122,14 +171,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sets", nargs="*", type=Path, help="JSON Lines question sets (with --corpus) ")
     parser.add_argument("--corpus", type=Path, help="the articles of the JSON Lines sets")
-    parser.add_argument("--squad", type=Path, help="the SQuAD 2.0 sample")
+    parser.add_argument("--squad", type=Path, nargs="*", default=[], help="SQuAD files (one split of each)")
     parser.add_argument("--split", default="test", help="SQuAD split (default test)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="of storybot, previous, minilm, rules")
     args = parser.parse_args(argv)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     for path in args.sets:
-        print(compare(load_question_set(path, corpus_dir=args.corpus), settings), flush=True)
-    if args.squad:
-        print(compare(load_question_set(args.squad, split=args.split), settings), flush=True)
+        print(compare(load_question_set(path, corpus_dir=args.corpus), settings, systems), flush=True)
+    for path in args.squad:
+        print(compare(load_question_set(path, split=args.split), settings, systems), flush=True)
 
 
 if __name__ == "__main__":

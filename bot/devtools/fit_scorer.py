@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from bot.answering.reader import reader_path
+from bot.answering.reader import Span, reader_path
 from bot.answering.scorer import FEATURES, SCORER_FILE, Scorer
 from bot.config import Settings
-from bot.evaluation import EvalCase, candidate_rows, load_question_set, service_for
+from bot.evaluation import EvalCase, candidate_rows, load_question_set, service_for, token_f1
 from bot.service import StorybotService
 
 Say = Callable[[str], None]
+# (set name, features, labels, question ids, cases, each candidate's sentence and the reader's span in it)
+TuneSet = tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase], list[tuple[str, Span | None]]]
 ROOT = Path(__file__).resolve().parent.parent.parent
 DATA = ROOT / "tests" / "data"
 # Our tune split, each with the corpus it is asked over.
@@ -64,10 +66,8 @@ def provisional_scorer(directory: Path) -> None:
     (directory / SCORER_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def collect(
-    settings: Settings, squad_file: Path, say: Say
-) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase]]]:
-    """(set name, features, labels, question ids, cases) for every tune set."""
+def collect(settings: Settings, squad_files: Sequence[Path], say: Say) -> list[TuneSet]:
+    """The candidates of every tune set: ours, and the dev articles of each SQuAD file."""
     try:
         Scorer.load(reader_path(settings.reader_model))
     except (OSError, ValueError, KeyError, TypeError):
@@ -82,11 +82,15 @@ def collect(
             question_set = load_question_set(path, corpus_dir=corpus or _combined_corpus(work, name))
             service = service_for(question_set, base, work / name)
             say(f"  {name}: {len(question_set.cases)} questions")
-            sets.append((name, *candidate_rows(service, question_set.cases), question_set.cases))
-        question_set = load_question_set(squad_file, split="dev")
-        service = service_for(question_set, base, work / "squad-dev")
-        say(f"  SQuAD dev articles: {len(question_set.cases)} questions")
-        sets.append(("squad-dev", *candidate_rows(service, question_set.cases), question_set.cases))
+            rows = candidate_rows(service, question_set.cases)
+            sets.append((name, rows.features, rows.labels, rows.ids, question_set.cases, rows.spans))
+        for number, squad_file in enumerate(squad_files):
+            question_set = load_question_set(squad_file, split="dev")
+            name = "squad-dev" + (f"-{number + 1}" if number else "")
+            service = service_for(question_set, base, work / name)
+            say(f"  SQuAD dev articles of {squad_file.name}: {len(question_set.cases)} questions")
+            rows = candidate_rows(service, question_set.cases)
+            sets.append((name, rows.features, rows.labels, rows.ids, question_set.cases, rows.spans))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return sets
@@ -95,9 +99,9 @@ def collect(
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # features, labels, qid, weight, answerable
 
 
-def _stack(sets: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase]]]) -> Rows:
+def _stack(sets: Sequence[TuneSet]) -> Rows:
     offset, groups, weights, answerable = 0, [], [], []
-    for name, _, labels, ids, cases in sets:
+    for name, _, labels, ids, cases, _ in sets:
         groups += [int(i) + offset for i in ids]
         weights += [1.0 if name.startswith("squad") else NEWS_WEIGHT] * len(labels)
         answerable += [cases[int(i)].expect is not None for i in ids]
@@ -148,7 +152,7 @@ def _chosen(standard: np.ndarray, groups: np.ndarray, selection: np.ndarray) -> 
     return chosen
 
 
-def fit(sets: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalCase]]], say: Say) -> dict[str, Any]:
+def fit(sets: Sequence[TuneSet], say: Say) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
@@ -190,6 +194,7 @@ def fit(sets: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalC
     best = {g: (float(p), bool(target[i])) for i, (g, p) in enumerate(zip(question_ids, predicted, strict=True))}
     is_answerable = {g: bool(answerable[out_of_fold[g][0]]) for g in question_ids}
     threshold, table = choose_threshold(best, is_answerable, say)
+    span_threshold, span_table = choose_span_threshold(sets, say)
     return {
         "features": list(FEATURES),
         "mean": [float(m) for m in mean],
@@ -198,6 +203,8 @@ def fit(sets: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[EvalC
         "answering": [round(float(w), 6) for w in answering.coef_[0]],
         "answering_bias": round(float(answering.intercept_[0]), 6),
         "threshold": threshold,
+        "span_threshold": span_threshold,
+        "span_table": span_table,
         "selection_C": best_c,
         "fitted_on": [s[0] for s in sets],
         "threshold_table": table,
@@ -227,6 +234,35 @@ def choose_threshold(
     return chosen, table
 
 
+def choose_span_threshold(sets: Sequence[TuneSet], say: Say) -> tuple[float, list[list[float]]]:
+    """The span probability above which the reader's span answers alone instead of its whole sentence: the
+    one giving the best mean F1 (SQuAD's word overlap) of the answer text with the expected answers, over
+    every answerable tune question's first right candidate. A whole sentence scores its own F1, which is
+    low for a short answer; a wrong span scores about 0, so a span is only trusted where it is usually right."""
+    cases: list[tuple[float, float, float]] = []  # (span probability, span F1, whole-sentence F1)
+    for _, _, labels, ids, questions, spans in sets:
+        seen = set()
+        for row, (label, question_id) in enumerate(zip(labels, ids, strict=True)):
+            sentence, span = spans[row]
+            expect = questions[int(question_id)].expect
+            if not label or not expect or span is None or int(question_id) in seen:
+                continue
+            seen.add(int(question_id))
+            span_f1 = max(token_f1(sentence[span.start : span.end], e) for e in expect)
+            whole_f1 = max(token_f1(sentence, e) for e in expect)
+            cases.append((span.probability, span_f1, whole_f1))
+    table = []
+    best_t, best_f1 = 1.0, -1.0
+    for t in [round(0.05 * i, 2) for i in range(0, 21)]:
+        f1 = float(np.mean([s if p >= t else w for p, s, w in cases])) if cases else 0.0
+        narrowed = sum(p >= t for p, _, _ in cases)
+        table.append([t, round(f1, 4), narrowed, len(cases)])
+        if f1 > best_f1:
+            best_t, best_f1 = t, f1
+    say(f"  span threshold {best_t}: mean answer F1 {best_f1:.3f} over {len(cases)} right candidates")
+    return best_t, table
+
+
 def calibration_table(best: dict[int, tuple[float, bool]], answerable: dict[int, bool]) -> list[list[float]]:
     """[bin low, bin high, questions, mean predicted probability, share whose best sentence is right]."""
     rows = []
@@ -249,9 +285,9 @@ def calibration_table(best: dict[int, tuple[float, bool]], answerable: dict[int,
     return rows
 
 
-def run_fit_scorer(settings: Settings, squad_file: Path, say: Say) -> dict[str, Any]:
+def run_fit_scorer(settings: Settings, squad_files: Sequence[Path], say: Say) -> dict[str, Any]:
     say("Collecting reader candidates on the tune questions...")
-    sets = collect(settings, squad_file, say)
+    sets = collect(settings, squad_files, say)
     say("Fitting the scorer (5-fold cross-validation by question)...")
     result = fit(sets, say)
     path = reader_path(settings.reader_model) / SCORER_FILE

@@ -25,7 +25,6 @@ import numpy as np
 from bot.answering.answer import Answer
 from bot.config import Settings
 from bot.devtools.bench import _timed_child, machine
-from bot.devtools.squad import load_squad
 from bot.devtools.stats import percentile
 from bot.errors import ConfigError, CorpusError
 from bot.evaluation import EvalCase, holds, load_jsonl
@@ -34,6 +33,7 @@ from bot.indexing.corpus import corpus_files, parse_document, read_corpus
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
 from bot.indexing.store import VectorStore
 from bot.service import StorybotService, rebuild_index
+from bot.squad import load_squad
 
 Say = Callable[[str], None]
 
