@@ -111,13 +111,18 @@ def load_jsonl(path: Path) -> list[EvalCase]:
     return cases
 
 
-def load_question_set(path: Path, split: str | None = None, corpus_dir: Path | None = None) -> QuestionSet:
-    """Our JSON Lines (answered from `corpus_dir`, default the configured corpus) or SQuAD 2.0 JSON (one split)."""
+def load_question_set(
+    path: Path, split: str | None = None, corpus_dir: Path | None = None, titles: Sequence[str] | None = None
+) -> QuestionSet:
+    """Our JSON Lines (answered from `corpus_dir`, default the configured corpus) or SQuAD JSON (one split,
+    or only the articles of `titles` in it)."""
     from bot.squad import is_squad_file, load_squad, split_of
 
     if not is_squad_file(path):
         return QuestionSet(path.name, load_jsonl(path), None, corpus_dir)
     articles = [a for a in load_squad(path) if split is None or split_of(a.title) == split]
+    if titles is not None:
+        articles = [a for a in articles if a.title in titles]
     if not articles:
         raise StorybotError(f"{path} has no articles in the {split!r} split")
     cases = [

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -20,6 +21,13 @@ from bot import cli as cli_module
 from bot.config import Settings
 from bot.indexing.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
 from bot.service import StorybotService
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # scripts/test runs one worker per core: a worker that also spread each model pass over every core
+    # would fight the other one for them.
+    import torch
+
+    torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"

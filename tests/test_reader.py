@@ -225,3 +225,21 @@ def test_swapped_questions_ask_of_another_name_of_the_same_article() -> None:
     swapped_in = question.removeprefix("Who led the repairs in ").removesuffix("?")
     assert swapped_in in article.paragraphs[0] and swapped_in not in {"Port Alder", "Ines Duarte", "Offstage"}
     assert swapped_questions(article, 0.0, random.Random(0)) == []
+
+
+def test_the_span_threshold_trusts_a_span_only_where_spans_are_usually_right() -> None:
+    from bot.answering.reader import Span
+    from bot.devtools.fit_scorer import choose_span_threshold
+    from bot.evaluation import EvalCase
+
+    sentence = "Putin spoke with French President Emmanuel Macron on Tuesday."
+    right = Span(sentence.index("Emmanuel"), sentence.index(" on Tuesday"), 0.9)
+    wrong = Span(0, 5, 0.3)  # "Putin": a confident-looking name, but not the answer
+    cases = [EvalCase(f"q{i}", ("Emmanuel Macron",)) for i in range(4)]
+    spans = [(sentence, right), (sentence, right), (sentence, wrong), (sentence, wrong)]
+    labels = np.ones(4)
+    tune = [("t", np.zeros((4, 1)), labels, np.arange(4), cases, spans)]
+    threshold, table = choose_span_threshold(tune, lambda _: None)
+    # Above 0.3 only the right spans answer alone; at 0.3 or below the wrong ones would too.
+    assert 0.3 < threshold <= 0.9
+    assert max(row[1] for row in table) == next(row[1] for row in table if row[0] == threshold)

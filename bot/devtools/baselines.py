@@ -30,6 +30,7 @@ from bot.config import Settings
 from bot.evaluation import (
     EvalResult,
     QuestionSet,
+    auc,
     load_question_set,
     normalise_answer,
     run_eval,
@@ -99,7 +100,8 @@ def rules_results(
         capture_output=True,
     )
     try:
-        env = {**os.environ, "PYTHONPATH": str(tree)}
+        # The earlier commit runs with its own shipped reader, whatever reader this run was asked to measure.
+        env = {k: v for k, v in os.environ.items() if k != "STORYBOT_READER_MODEL"} | {"PYTHONPATH": str(tree)}
         questions = "".join(json.dumps(c.question) + "\n" for c in question_set.cases)
         run = subprocess.run(
             [sys.executable, "-c", adapter, str(corpus.resolve()), str(work / f"index-{commit}"), str(work / "data")],
@@ -139,8 +141,15 @@ def _row(system: str, results: Sequence[EvalResult]) -> str:
     return (
         f"  {system:<10}{pct(s.right, s.answerable):>10}{pct(s.sentence_right, s.answerable):>10}"
         f"{pct(s.hits, s.answerable):>8}{pct(s.abstained, s.unanswerable):>12}{pct(s.false_refusals, s.answerable):>10}"
-        f"{pct(sum(exact), len(exact)):>9}{pct(round(sum(f1)), len(f1)):>9}"
+        f"{pct(sum(exact), len(exact)):>9}{pct(round(sum(f1)), len(f1)):>9}{_auc(results):>7}"
     )
+
+
+def _auc(results: Sequence[EvalResult]) -> str:
+    """How well storybot's confidence tells answerable questions from unanswerable ones (0.5: chance)."""
+    answerable = [r.answer.trace.confidence for r in results if r.answerable]
+    unanswerable = [r.answer.trace.confidence for r in results if not r.answerable]
+    return f"{auc(answerable, unanswerable):.3f}" if answerable and unanswerable else "-"
 
 
 def compare(question_set: QuestionSet, settings: Settings, systems: Sequence[str] = SYSTEMS) -> str:
@@ -162,7 +171,7 @@ def compare(question_set: QuestionSet, settings: Settings, systems: Sequence[str
             rows.append(_row(system, results))
     header = (
         f"  {'system':<10}{'accuracy':>10}{'best snt':>10}{'hit@3':>8}{'abstention':>12}{'false ref':>10}"
-        f"{'span EM':>9}{'span F1':>9}"
+        f"{'span EM':>9}{'span F1':>9}{'AUC':>7}"
     )
     return "\n".join([f"{question_set.name} ({len(question_set.cases)} questions)", header, *rows])
 
