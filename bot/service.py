@@ -62,7 +62,7 @@ class StorybotService:
         build_dir = current_build(settings.index_dir)
         index: StoredIndex | None = None
         if build_dir is None:
-            status.show(f"No index in {settings.index_dir} yet: building it now.")
+            status.show(f"No index yet in {status.folder(settings.index_dir)}: building it now.")
         else:
             manifest = read_manifest(build_dir)
             reason = staleness(
@@ -74,7 +74,9 @@ class StorybotService:
                 settings.vector_store_url,
             )
             if reason:
-                status.show(f"The index in {settings.index_dir} is out of date ({reason}): rebuilding it now.")
+                status.show(
+                    f"The index in {status.folder(settings.index_dir)} is out of date ({reason}): rebuilding it now."
+                )
             else:
                 index = load_index(build_dir, store_url=settings.vector_store_url)
         if embedder is None:

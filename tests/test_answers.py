@@ -77,7 +77,7 @@ def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path, cli) -> 
     # The index was missing, so the first command built it and said so.
     assert "building it now" in result.stderr
     assert result.stderr.splitlines()[:2] == [  # plain status lines, no log format
-        f"No index in {settings.index_dir} yet: building it now.",
+        f"No index yet in {settings.index_dir}/: building it now.",  # the folder reads as a place
         "Loading the model...",
     ]
 

@@ -64,7 +64,7 @@ def test_a_stale_index_is_rebuilt_with_a_status_line_not_a_warning(tmp_path, cli
     result = cli(["ask", "What did Biden warn?"], settings)
     assert result.returncode == 0
     assert result.stderr.splitlines()[:2] == [
-        f"The index in {settings.index_dir} is out of date (corpus changed (added: extra.md)): rebuilding it now.",
+        f"The index in {settings.index_dir}/ is out of date (corpus changed (added: extra.md)): rebuilding it now.",
         "Loading the model...",
     ]
 
