@@ -407,14 +407,17 @@ def _colour(stream: object) -> bool:
 def _rebuild(settings: Settings, full: bool = False) -> int:
     import time
 
+    started = time.perf_counter()  # the whole command, imports and model load included: what the user waited
+
     from tqdm import tqdm
 
     from bot.indexing.embedding import SentenceTransformerEmbedder
     from bot.service import rebuild_index
 
-    started = time.perf_counter()  # the whole command, model load included: what the user waited
+    loading = time.perf_counter()
     status.loading_model()
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    loaded = time.perf_counter()
     bar: tqdm | None = None
 
     def progress(done: int, total: int) -> None:
@@ -427,12 +430,24 @@ def _rebuild(settings: Settings, full: bool = False) -> int:
     if bar is not None:
         bar.close()
     index = report.index
+    skipped = f"; {len(report.skipped)} file(s) skipped, named above" if report.skipped else ""
     print(
-        f"Rebuilt {settings.index_dir}: {len(index.documents)} document(s), {len(index.chunks)} chunks, "
-        f"{len(index.sentences)} sentences, model {index.manifest.model}, "
-        f"{time.perf_counter() - started:.1f}s in all ({report.seconds:.1f}s reading, embedding and saving; "
-        f"{report.reused} article(s) unchanged, {report.embedded} texts embedded)"
+        f"Rebuilt {status.folder(settings.index_dir)}: {len(index.documents)} document(s), {len(index.chunks)} "
+        f"chunks, {len(index.sentences)} sentences, model {index.manifest.model}; {report.reused} article(s) "
+        f"unchanged, {report.embedded} texts embedded{skipped}. "
+        + _time_spent(time.perf_counter() - started, loaded - loading, report.seconds)
     )
-    for skipped in report.skipped:
-        print(f"  skipped {skipped.name}: it {skipped.reason}")
     return EXIT_OK
+
+
+def _time_spent(total: float, loading: float, building: float) -> str:
+    """ "8.9s in all (7.6s loading the model, 0.2s reading, embedding and saving, 1.1s starting up)".
+
+    The parts are rounded first and the total is their sum, so what is printed adds up.
+    """
+    load, build = round(loading, 1), round(building, 1)
+    rest = max(0.0, round(total - loading - building, 1))  # imports before the model: the rest of the wait
+    return (
+        f"{load + build + rest:.1f}s in all ({load:.1f}s loading the model, {build:.1f}s reading, embedding "
+        f"and saving, {rest:.1f}s starting up)"
+    )
