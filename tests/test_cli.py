@@ -81,3 +81,17 @@ def test_smoke_python_dash_m_bot_help() -> None:
 
     result = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and "usage: storybot" in result.stdout
+
+
+def test_install_says_its_slow_steps_may_take_a_minute() -> None:
+    # torch and the project install were silent for about 40 s each.
+    script = (ROOT / "scripts" / "install").read_text().splitlines()
+    slow = [
+        n for n, line in enumerate(script) if line.startswith('"${pip[@]}"') or 'PYTHONWARNINGS=ignore "${pip' in line
+    ]
+    steps = {script[n]: script[n - 1] for n in slow}
+    assert len(steps) == 3  # pip itself, torch, storybot
+    for command, said in steps.items():
+        assert said.startswith("echo "), command
+        if "torch" in command or "-e" in command:
+            assert "may take a minute" in said, said
