@@ -330,7 +330,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _ask(service: StorybotService, args: argparse.Namespace) -> int:
     from bot.console import Style, answer_batch
 
-    style = Style(enabled=_colour(sys.stdout) and not args.json)
+    style = Style(enabled=_colour(sys.stdout) and not args.json, width=_width(sys.stdout))
 
     def write(text: str) -> None:
         print(text, flush=True)
@@ -368,7 +368,7 @@ def _chat(service: StorybotService, settings: Settings) -> int:
     from bot.console import Style, history_file, run_chat
     from bot.feedback import FeedbackLog
 
-    style = Style(enabled=_colour(sys.stdout))
+    style = Style(enabled=_colour(sys.stdout), width=_width(sys.stdout))
     feedback = FeedbackLog(settings.data_dir)
     if sys.stdin.isatty() and sys.stdout.isatty():
         from prompt_toolkit import PromptSession
@@ -396,6 +396,15 @@ def _plain_read_line(prompt: str) -> str:
     if not line:
         raise EOFError
     return line.rstrip("\n")
+
+
+def _width(stream: object) -> int:
+    """Text is wrapped at 88 columns, or at a narrower terminal's width."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return 88
+    import shutil
+
+    return max(40, min(88, shutil.get_terminal_size((88, 24)).columns))
 
 
 def _colour(stream: object) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,9 +37,10 @@ Commands:  sources   list the articles
 
 @dataclass(frozen=True)
 class Style:
-    """ANSI styling, or none at all when the terminal has no colour."""
+    """ANSI styling (or none at all when the terminal has no colour), and the width text is wrapped to."""
 
     enabled: bool
+    width: int = 88
 
     def _wrap(self, code: str, text: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.enabled else text
@@ -70,8 +72,29 @@ def _emphasise(text: str, terms: Iterable[str], style: Style) -> str:
     return "".join(pieces) + text[position:]
 
 
-def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
+_STYLING = re.compile(r"\033\[[0-9;]*m")
+
+
+def wrap(text: str, width: int, first: str = "", rest: str = "") -> list[str]:
+    """`text` in lines of at most `width` columns, broken only between words; `first` and `rest` lead the lines.
+
+    Styling codes take no room; a word longer than a line gets a line of its own rather than being cut.
+    """
+    lines: list[str] = []
+    line, used, empty = first, len(_STYLING.sub("", first)), True
+    for word in text.split():
+        size = len(_STYLING.sub("", word))
+        if not empty and used + 1 + size > width:
+            lines.append(line)
+            line, used, empty = rest, len(_STYLING.sub("", rest)), True
+        line, used, empty = (line + word, used + size, False) if empty else (f"{line} {word}", used + 1 + size, False)
+    lines.append(line)
+    return lines
+
+
+def format_answer(answer: Answer, style: Style) -> str:
     """An answer and its citations, readable at a glance (nothing from the text can drive the terminal)."""
+    width = style.width
     lines: list[str] = []
     if answer.answered and answer.text:
         if answer.shown.highlight and style.enabled:
@@ -80,7 +103,8 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
             shown = printable(text[:start]) + style.bold(printable(text[start:end])) + printable(text[end:])
         else:
             shown = _emphasise(printable(answer.text), answer.shown.key_terms, style)
-        lines.append(style.green(style.bold("Answer: ")) + shown)
+        label = "Answer: "
+        lines += wrap(shown, width, style.green(style.bold(label)), " " * len(label))
         if answer.shown.corrections:
             read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.shown.corrections.items())
             lines.append(style.dim(printable(f"(reading {read_as})")))
