@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported where used: `storybot --help` and `rebuild` need n
 log = logging.getLogger("storybot")
 
 EXIT_OK, EXIT_ERROR = 0, 1  # StorybotError subclasses carry their own exit code (2 for config, corpus, index)
+EXIT_BAD_INPUT = 2  # `ask` was given nothing it could ask: an empty question, or none that is a question
 
 
 EXAMPLES = """\
@@ -33,7 +34,8 @@ examples:
   storybot eval tests/data/dev.jsonl         score answers against expected ones
   storybot telegram                          run the Telegram bot (TELEGRAM_BOT_TOKEN in .env)
 
-exit codes: 0 done, 1 unexpected error, 2 a setting, the corpus or the index needs fixing, 130 Ctrl-C.
+exit codes: 0 done, 1 unexpected error, 2 a setting, the corpus, the index or the question needs fixing,
+130 Ctrl-C.
 Settings come from STORYBOT_* environment variables and .env (see .env.example).
 """
 EVAL_FILE_HELP = (
@@ -316,32 +318,39 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.telegram.app import run_polling
 
         return run_polling(settings)
+    if command == "ask":
+        return _ask(settings, args)
 
     from bot.service import StorybotService
 
     service = StorybotService.load(settings)  # says "Loading the model..." before the silent seconds
-    if command == "ask":
-        return _ask(service, args)
     if command == "eval":
         return _eval(service, args)
     return _chat(service, settings)
 
 
-def _ask(service: StorybotService, args: argparse.Namespace) -> int:
-    from bot.console import Style, answer_batch
+def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    import functools
+
+    from bot.console import BatchQuestion, Style, answer_batch
+    from bot.service import StorybotService
 
     style = Style(enabled=_colour(sys.stdout) and not args.json, width=_width(sys.stdout))
+    # Loaded for the first question worth asking: bad input is refused without waiting for the model.
+    service = functools.cache(lambda: StorybotService.load(settings))
 
     def write(text: str) -> None:
         print(text, flush=True)
 
     if args.question:
-        answer_batch(service, [" ".join(args.question)], write, args.json, style)
-        return EXIT_OK
+        tally = answer_batch(service, settings, [BatchQuestion(" ".join(args.question), None)], write, args.json, style)
+        return EXIT_OK if tally.asked else EXIT_BAD_INPUT
     if sys.stdin.isatty():
         print("storybot: reading questions from stdin, one per line (Ctrl-D to finish)", file=sys.stderr)
-    answer_batch(service, sys.stdin, write, args.json, style)
-    return EXIT_OK
+    tally = answer_batch(service, settings, sys.stdin, write, args.json, style)
+    if not tally.lines:
+        print('storybot: no question to answer: give one (storybot ask "...") or one per stdin line', file=sys.stderr)
+    return EXIT_OK if tally.asked else EXIT_BAD_INPUT
 
 
 def _say(text: str) -> None:

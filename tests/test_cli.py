@@ -83,6 +83,73 @@ def test_smoke_python_dash_m_bot_help() -> None:
     assert result.returncode == 0 and "usage: storybot" in result.stdout
 
 
+def test_an_empty_question_is_refused_at_once_with_exit_2(tmp_path, cli) -> None:
+    # `storybot ask ""` loaded the model for 12 s, printed nothing and exited 0.
+    settings = make_settings(tmp_path)
+    result = cli(["ask", ""], settings)
+    assert result.returncode == 2
+    assert result.stdout.strip() == "The question is empty: please type a question about the story."
+    result = cli(["ask", "--json", "  "], settings)
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "question": "  ",
+        "answered": False,
+        "answer": None,
+        "citations": [],
+        "error": "The question is empty: please type a question about the story.",
+    }
+    # Checked before the model loads (and before the missing index is built).
+    assert "Loading the model..." not in result.stderr and not settings.index_dir.exists()
+
+
+def test_an_overlong_question_is_refused_before_the_model_loads(tmp_path, cli) -> None:
+    settings = make_settings(tmp_path)
+    result = cli(["ask", "--json", "Why " * 1250], settings)
+    assert result.returncode == 2
+    assert "That question is 4999 characters long" in json.loads(result.stdout)["error"]
+    assert result.stderr == "" and not settings.index_dir.exists()
+
+
+def test_stdin_lines_without_a_question_get_an_error_object(tmp_path, cli) -> None:
+    settings = make_settings(tmp_path)
+    lines = ['{"q": ""}', '{"session": "x"}', '{"q": 5, "session": "x"}']
+    result = cli(["ask", "--json"], settings, stdin="\n".join(lines) + "\n")
+    assert result.returncode == 2  # nothing was answered
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["error"] for o in objects] == [
+        "The question is empty: please type a question about the story.",
+        'the line has no question (it has no "q"): write {"q": "..."}',
+        'the line has no question (its "q" is not text): write {"q": "..."}',
+    ]
+    assert [o["question"] for o in objects] == ["", lines[1], lines[2]]
+    assert "Loading the model..." not in result.stderr
+    # Among questions, such lines are reported and the batch answers the rest with exit code 0.
+    result = cli(["ask", "--json"], settings, stdin='{"session": "x"}\nclear\nWhat did Biden warn?\n')
+    assert result.returncode == 0
+    first, second, third = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "no question" in first["error"]
+    assert second["error"].startswith("That doesn't look like a question about the story.")
+    assert third["answered"] and "error" not in third
+
+
+def test_no_question_at_all_on_stdin_is_exit_2(tmp_path, cli) -> None:
+    result = cli(["ask"], make_settings(tmp_path), stdin="\n\n")
+    assert result.returncode == 2 and result.stdout == ""
+    assert (
+        result.stderr.strip() == 'storybot: no question to answer: give one (storybot ask "...") or one per stdin line'
+    )
+
+
+def test_a_word_that_is_no_question_gets_a_hint_not_a_quote(tmp_path, cli) -> None:
+    result = cli(["ask", "clear"], make_settings(tmp_path))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        "Q: clear",
+        "That doesn't look like a question about the story. Ask me about the story, or type 'help'.",
+        "",
+    ]
+
+
 def test_install_says_its_slow_steps_may_take_a_minute() -> None:
     # torch and the project install were silent for about 40 s each.
     script = (ROOT / "scripts" / "install").read_text().splitlines()

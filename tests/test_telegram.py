@@ -135,6 +135,22 @@ async def test_question_gets_a_cited_html_reply_with_typing_and_buttons(tmp_path
         assert [b["text"] for b in wide["reply_markup"]["inline_keyboard"][-1]] == ["👍 ✓", "👎"]
 
 
+async def test_text_that_is_no_question_gets_a_hint_and_help_works_typed(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api, rate_limit_per_minute=1, rate_limit_burst=1)
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("clear")
+        hint = (await api.wait_for("sendMessage"))[0].params
+        assert (
+            hint["text"] == "That doesn't look like a question about the story. Ask me about the story, or type 'help'."
+        )
+        assert "reply_markup" not in hint  # nothing to vote on
+        await api.send_text("help")
+        assert "What I do" in (await api.wait_for("sendMessage", 2))[1].params["text"]
+        # Neither took the user's one question of the minute.
+        await api.send_text("Macron")
+        assert "Macron" in (await api.wait_for("sendMessage", 3))[2].params["text"]
+
+
 async def test_unanswerable_question_says_so_with_the_closest_passage(tmp_path, api, seed_service) -> None:
     settings = bot_settings(tmp_path, api)
     async with running(settings, service_for(settings, seed_service)):
@@ -236,13 +252,13 @@ async def test_errors_are_reported_and_the_bot_keeps_serving(tmp_path, api, seed
     real_ask = service.ask
 
     def flaky_ask(question, session=None):
-        if question == "boom":
+        if question == "What went boom?":
             raise RuntimeError("a bug deep inside")
         return real_ask(question, session)
 
     monkeypatch.setattr(service, "ask", flaky_ask)
     async with running(settings, service):
-        await api.send_text("boom")
+        await api.send_text("What went boom?")
         assert "something went wrong" in (await api.wait_for("sendMessage"))[0].params["text"]
         await api.send_text("What did Biden warn?")
         assert "sanctions like" in (await api.wait_for("sendMessage", 2))[1].params["text"]
