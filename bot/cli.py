@@ -23,6 +23,7 @@ log = logging.getLogger("storybot")
 
 EXIT_OK, EXIT_ERROR = 0, 1  # StorybotError subclasses carry their own exit code (2 for config, corpus, index)
 EXIT_BAD_INPUT = 2  # `ask` was given nothing it could ask: an empty question, or none that is a question
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process ended by SIGINT
 
 
 EXAMPLES = """\
@@ -235,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         print("", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `storybot ask ... | head` closed the pipe: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -317,7 +318,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "telegram":
         from bot.telegram.app import run_polling
 
-        return run_polling(settings)
+        run_polling(settings)
+        return EXIT_OK
     if command == "ask":
         return _ask(settings, args)
 

@@ -148,7 +148,10 @@ def run_chat(
     style: Style,
     feedback: FeedbackLog | None = None,
 ) -> None:
-    """The interactive loop: read a line, answer it, until exit or end of input."""
+    """The interactive loop: read a line, answer it, until exit or end of input.
+
+    Ctrl-C (KeyboardInterrupt) is not caught: it ends the chat, and the CLI says so with exit code 130.
+    """
     session = Session(max_turns=service.settings.history_turns)
     titles = "; ".join(info.title for info in service.documents)
     write(style.bold("storybot") + f" - ask about: {titles}\nType a question, 'help' for commands, 'exit' to leave.")
@@ -156,7 +159,7 @@ def run_chat(
     while True:
         try:
             line = read_line("\n? ")
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             write("")
             return
         command = line.strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 
@@ -148,6 +149,24 @@ def test_a_word_that_is_no_question_gets_a_hint_not_a_quote(tmp_path, cli) -> No
         "That doesn't look like a question about the story. Ask me about the story, or type 'help'.",
         "",
     ]
+
+
+class CtrlC(io.StringIO):
+    """A terminal whose user presses Ctrl-C at the prompt, after typing the given lines."""
+
+    def readline(self, size: int | None = -1) -> str:
+        line = super().readline()
+        if not line:
+            raise KeyboardInterrupt
+        return line
+
+
+def test_ctrl_c_at_the_console_prompt_exits_130(tmp_path, cli) -> None:
+    result = cli(["chat"], make_settings(tmp_path), stdin=CtrlC("clear\nWho did Putin call later on Tuesday?\n"))
+    assert result.returncode == 130
+    assert "That doesn't look like a question about the story." in result.stdout
+    assert "Answer: French President Emmanuel Macron" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_install_says_its_slow_steps_may_take_a_minute() -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -149,6 +150,32 @@ async def test_text_that_is_no_question_gets_a_hint_and_help_works_typed(tmp_pat
         # Neither took the user's one question of the minute.
         await api.send_text("Macron")
         assert "Macron" in (await api.wait_for("sendMessage", 3))[2].params["text"]
+
+
+async def test_ctrl_c_stops_the_bot_with_exit_code_130(tmp_path, api) -> None:
+    # Stopping the bot with Ctrl-C exited 0; the README says 130.
+    settings = make_settings(tmp_path)
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "STORYBOT_TELEGRAM_API_URL": api.base_url,
+        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "STORYBOT_INDEX_DIR": str(settings.index_dir),
+        "STORYBOT_DATA_DIR": str(settings.data_dir),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "telegram", env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await api.send_text("What did Biden warn?")
+        assert "sanctions like" in (await api.wait_for("sendMessage", timeout=180))[0].params["text"]
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode()
 
 
 async def test_unanswerable_question_says_so_with_the_closest_passage(tmp_path, api, seed_service) -> None:
