@@ -127,13 +127,41 @@ async def test_question_gets_a_cited_html_reply_with_typing_and_buttons(tmp_path
         # Another user's vote on the same answer counts, and so does changing one's mind.
         await api.press(answer_id, "down", user_id=999)
         await api.press(answer_id, "up")
-        await api.wait_for("editMessageReplyMarkup", 3)
+        await api.wait_for("editMessageReplyMarkup", 4)  # the repeated vote re-marks its ✓ too
         votes = [line for line in (settings.data_dir / "feedback.jsonl").read_text().splitlines() if line]
         assert len(votes) == 3
         # Showing context keeps the presser's vote on the keyboard.
         await api.press(answer_id, "context")
         wide = (await api.wait_for("editMessageText", 3))[2].params
         assert [b["text"] for b in wide["reply_markup"]["inline_keyboard"][-1]] == ["👍 ✓", "👎"]
+
+
+async def test_pressing_the_same_vote_again_says_so_and_keeps_the_tick(tmp_path, api, seed_service) -> None:
+    # A second press showed nothing, neither the ✓ nor "already voted", though the vote counted once.
+    settings = bot_settings(tmp_path, api)
+    group = -100400
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("/ask What did Biden warn?", chat_id=group, chat_type="supergroup")
+        await api.wait_for("sendMessage", 1, chat_id=group)
+        answer_id = max(api.messages)
+
+        def keyboard() -> list[str]:
+            return [b["text"] for b in api.messages[answer_id]["reply_markup"]["inline_keyboard"][-1]]
+
+        await api.press(answer_id, "down")
+        first = (await api.wait_for("answerCallbackQuery"))[0].params
+        await api.wait_for("editMessageReplyMarkup")
+        assert first["text"] == "Thanks for the feedback!" and keyboard() == ["👍", "👎 ✓"]
+        await api.press(answer_id, "up", user_id=222)  # someone else's vote moves the shared ✓
+        await api.wait_for("editMessageReplyMarkup", 2)
+        assert keyboard() == ["👍 ✓", "👎"]
+        await api.press(answer_id, "down")
+        again = (await api.wait_for("answerCallbackQuery", 3))[-1].params
+        await api.wait_for("editMessageReplyMarkup", 3)
+        assert again["text"] == "You already voted 👎 on this answer." and "show_alert" not in again
+        assert keyboard() == ["👍", "👎 ✓"]  # the presser sees their vote
+        votes = (settings.data_dir / "feedback.jsonl").read_text().splitlines()
+        assert [json.loads(line)["vote"] for line in votes] == ["down", "up"]  # recorded once each
 
 
 async def test_text_that_is_no_question_gets_a_hint_and_help_works_typed(tmp_path, api, seed_service) -> None:
@@ -150,6 +178,21 @@ async def test_text_that_is_no_question_gets_a_hint_and_help_works_typed(tmp_pat
         # Neither took the user's one question of the minute.
         await api.send_text("Macron")
         assert "Macron" in (await api.wait_for("sendMessage", 3))[2].params["text"]
+
+
+def test_the_loopback_terminal_shows_notices_and_changed_buttons() -> None:
+    # Trying the bot without Telegram, a vote showed nothing: its ✓ and notice were never printed.
+    from bot.devtools.loopback_api import Call, describe_call
+
+    keyboard = {"inline_keyboard": [[{"text": "👍"}, {"text": "👎 ✓"}]]}
+    assert describe_call(Call("editMessageReplyMarkup", {"reply_markup": keyboard})) == (
+        "      buttons: 👍 | 👎 ✓  (type '!press N' to press button N)"
+    )
+    notice = Call("answerCallbackQuery", {"callback_query_id": "1", "text": "You already voted 👎 on this answer."})
+    assert describe_call(notice) == "      [notice] You already voted 👎 on this answer."
+    assert describe_call(Call("answerCallbackQuery", {"callback_query_id": "1"})) is None
+    assert describe_call(Call("sendMessage", {"text": "<b>Hi</b> &amp; bye"})) == "\n[bot] Hi & bye\n"
+    assert describe_call(Call("sendChatAction", {"action": "typing"})) is None
 
 
 async def test_ctrl_c_stops_the_bot_with_exit_code_130(tmp_path, api) -> None:

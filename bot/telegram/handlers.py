@@ -306,15 +306,16 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await edit_html(message, text, answer_markup(record["expanded"], record["wide"] is not None, vote))
         return
     if data in VOTES:
-        if not record_vote(record, query.from_user.id, data):
+        if record_vote(record, query.from_user.id, data):
+            chat = update.effective_chat
+            feedback: FeedbackLog = context.bot_data["feedback"]
+            await asyncio.to_thread(
+                feedback.record, record["answer"], data == "up", None, "telegram", chat.id if chat else None
+            )
+            await query.answer("Thanks for the feedback!")
+        else:
             await query.answer(f"You already voted {VOTES[data]} on this answer.")
-            return
-        chat = update.effective_chat
-        feedback: FeedbackLog = context.bot_data["feedback"]
-        await asyncio.to_thread(
-            feedback.record, record["answer"], data == "up", None, "telegram", chat.id if chat else None
-        )
-        await query.answer("Thanks for the feedback!")
+        # The ✓ shows the presser's vote, also after someone else's vote moved it ("not modified" is fine).
         markup = answer_markup(bool(record.get("expanded")), record["wide"] is not None, data)
         await edit_markup(message, markup)
         return
