@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # imported where used: `storybot --help` and `rebuild` need n
 log = logging.getLogger("storybot")
 
 EXIT_OK, EXIT_ERROR = 0, 1  # StorybotError subclasses carry their own exit code (2 for config, corpus, index)
+EXIT_BAD_INPUT = 2  # `ask` was given nothing it could ask: an empty question, or none that is a question
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process ended by SIGINT
 
 
 EXAMPLES = """\
@@ -33,7 +35,8 @@ examples:
   storybot eval tests/data/dev.jsonl         score answers against expected ones
   storybot telegram                          run the Telegram bot (TELEGRAM_BOT_TOKEN in .env)
 
-exit codes: 0 done, 1 unexpected error, 2 a setting, the corpus or the index needs fixing, 130 Ctrl-C.
+exit codes: 0 done, 1 unexpected error, 2 a setting, the corpus, the index or the question needs fixing,
+130 Ctrl-C.
 Settings come from STORYBOT_* environment variables and .env (see .env.example).
 """
 EVAL_FILE_HELP = (
@@ -241,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         print("", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `storybot ask ... | head` closed the pipe: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -327,33 +330,41 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "telegram":
         from bot.telegram.app import run_polling
 
-        return run_polling(settings)
+        run_polling(settings)
+        return EXIT_OK
+    if command == "ask":
+        return _ask(settings, args)
 
     from bot.service import StorybotService
 
     service = StorybotService.load(settings)  # says "Loading the model..." before the silent seconds
-    if command == "ask":
-        return _ask(service, args)
     if command == "eval":
         return _eval(service, args)
     return _chat(service, settings)
 
 
-def _ask(service: StorybotService, args: argparse.Namespace) -> int:
-    from bot.console import Style, answer_batch
+def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    import functools
 
-    style = Style(enabled=_colour(sys.stdout) and not args.json)
+    from bot.console import BatchQuestion, Style, answer_batch
+    from bot.service import StorybotService
+
+    style = Style(enabled=_colour(sys.stdout) and not args.json, width=_width(sys.stdout))
+    # Loaded for the first question worth asking: bad input is refused without waiting for the model.
+    service = functools.cache(lambda: StorybotService.load(settings))
 
     def write(text: str) -> None:
         print(text, flush=True)
 
     if args.question:
-        answer_batch(service, [" ".join(args.question)], write, args.json, style)
-        return EXIT_OK
+        tally = answer_batch(service, settings, [BatchQuestion(" ".join(args.question), None)], write, args.json, style)
+        return EXIT_OK if tally.asked else EXIT_BAD_INPUT
     if sys.stdin.isatty():
         print("storybot: reading questions from stdin, one per line (Ctrl-D to finish)", file=sys.stderr)
-    answer_batch(service, sys.stdin, write, args.json, style)
-    return EXIT_OK
+    tally = answer_batch(service, settings, sys.stdin, write, args.json, style)
+    if not tally.lines:
+        print('storybot: no question to answer: give one (storybot ask "...") or one per stdin line', file=sys.stderr)
+    return EXIT_OK if tally.asked else EXIT_BAD_INPUT
 
 
 def _say(text: str) -> None:
@@ -380,7 +391,7 @@ def _chat(service: StorybotService, settings: Settings) -> int:
     from bot.console import Style, history_file, run_chat
     from bot.feedback import FeedbackLog
 
-    style = Style(enabled=_colour(sys.stdout))
+    style = Style(enabled=_colour(sys.stdout), width=_width(sys.stdout))
     feedback = FeedbackLog(settings.data_dir)
     if sys.stdin.isatty() and sys.stdout.isatty():
         from prompt_toolkit import PromptSession
@@ -410,6 +421,15 @@ def _plain_read_line(prompt: str) -> str:
     return line.rstrip("\n")
 
 
+def _width(stream: object) -> int:
+    """Text is wrapped at 88 columns, or at a narrower terminal's width."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return 88
+    import shutil
+
+    return max(40, min(88, shutil.get_terminal_size((88, 24)).columns))
+
+
 def _colour(stream: object) -> bool:
     if os.environ.get("NO_COLOR"):
         return False
@@ -419,14 +439,17 @@ def _colour(stream: object) -> bool:
 def _rebuild(settings: Settings, full: bool = False) -> int:
     import time
 
+    started = time.perf_counter()  # the whole command, imports and model load included: what the user waited
+
     from tqdm import tqdm
 
     from bot.indexing.embedding import SentenceTransformerEmbedder
     from bot.service import rebuild_index
 
-    started = time.perf_counter()  # the whole command, model load included: what the user waited
+    loading = time.perf_counter()
     status.loading_model()
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    loaded = time.perf_counter()
     bar: tqdm | None = None
 
     def progress(done: int, total: int) -> None:
@@ -439,12 +462,24 @@ def _rebuild(settings: Settings, full: bool = False) -> int:
     if bar is not None:
         bar.close()
     index = report.index
+    skipped = f"; {len(report.skipped)} file(s) skipped, named above" if report.skipped else ""
     print(
-        f"Rebuilt {settings.index_dir}: {len(index.documents)} document(s), {len(index.chunks)} chunks, "
-        f"{len(index.sentences)} sentences, model {index.manifest.model}, "
-        f"{time.perf_counter() - started:.1f}s in all ({report.seconds:.1f}s reading, embedding and saving; "
-        f"{report.reused} article(s) unchanged, {report.embedded} texts embedded)"
+        f"Rebuilt {status.folder(settings.index_dir)}: {len(index.documents)} document(s), {len(index.chunks)} "
+        f"chunks, {len(index.sentences)} sentences, model {index.manifest.model}; {report.reused} article(s) "
+        f"unchanged, {report.embedded} texts embedded{skipped}. "
+        + _time_spent(time.perf_counter() - started, loaded - loading, report.seconds)
     )
-    for skipped in report.skipped:
-        print(f"  skipped {skipped.name}: it {skipped.reason}")
     return EXIT_OK
+
+
+def _time_spent(total: float, loading: float, building: float) -> str:
+    """ "8.9s in all (7.6s loading the model, 0.2s reading, embedding and saving, 1.1s starting up)".
+
+    The parts are rounded first and the total is their sum, so what is printed adds up.
+    """
+    load, build = round(loading, 1), round(building, 1)
+    rest = max(0.0, round(total - loading - building, 1))  # imports before the model: the rest of the wait
+    return (
+        f"{load + build + rest:.1f}s in all ({load:.1f}s loading the model, {build:.1f}s reading, embedding "
+        f"and saving, {rest:.1f}s starting up)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ from pathlib import Path
 
 from bot.answering.answer import Answer
 from bot.answering.conversation import Session
+from bot.answering.intake import question_problem
 from bot.answering.lexical import key_word_spans
+from bot.config import Settings
 from bot.errors import IndexDamagedError
 from bot.feedback import FeedbackLog
-from bot.service import StorybotService, question_too_long
+from bot.service import StorybotService
 from bot.terminal import printable, without_surrogates
 
 log = logging.getLogger(__name__)
@@ -36,9 +39,10 @@ Commands:  sources   list the articles
 
 @dataclass(frozen=True)
 class Style:
-    """ANSI styling, or none at all when the terminal has no colour."""
+    """ANSI styling (or none at all when the terminal has no colour), and the width text is wrapped to."""
 
     enabled: bool
+    width: int = 88
 
     def _wrap(self, code: str, text: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.enabled else text
@@ -70,8 +74,29 @@ def _emphasise(text: str, terms: Iterable[str], style: Style) -> str:
     return "".join(pieces) + text[position:]
 
 
-def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
+_STYLING = re.compile(r"\033\[[0-9;]*m")
+
+
+def wrap(text: str, width: int, first: str = "", rest: str = "") -> list[str]:
+    """`text` in lines of at most `width` columns, broken only between words; `first` and `rest` lead the lines.
+
+    Styling codes take no room; a word longer than a line gets a line of its own rather than being cut.
+    """
+    lines: list[str] = []
+    line, used, empty = first, len(_STYLING.sub("", first)), True
+    for word in text.split():
+        size = len(_STYLING.sub("", word))
+        if not empty and used + 1 + size > width:
+            lines.append(line)
+            line, used, empty = rest, len(_STYLING.sub("", rest)), True
+        line, used, empty = (line + word, used + size, False) if empty else (f"{line} {word}", used + 1 + size, False)
+    lines.append(line)
+    return lines
+
+
+def format_answer(answer: Answer, style: Style) -> str:
     """An answer and its citations, readable at a glance (nothing from the text can drive the terminal)."""
+    width = style.width
     lines: list[str] = []
     if answer.answered and answer.text:
         if answer.shown.highlight and style.enabled:
@@ -80,7 +105,8 @@ def format_answer(answer: Answer, style: Style, width: int = 88) -> str:
             shown = printable(text[:start]) + style.bold(printable(text[start:end])) + printable(text[end:])
         else:
             shown = _emphasise(printable(answer.text), answer.shown.key_terms, style)
-        lines.append(style.green(style.bold("Answer: ")) + shown)
+        label = "Answer: "
+        lines += wrap(shown, width, style.green(style.bold(label)), " " * len(label))
         if answer.shown.corrections:
             read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.shown.corrections.items())
             lines.append(style.dim(printable(f"(reading {read_as})")))
@@ -122,7 +148,10 @@ def run_chat(
     style: Style,
     feedback: FeedbackLog | None = None,
 ) -> None:
-    """The interactive loop: read a line, answer it, until exit or end of input."""
+    """The interactive loop: read a line, answer it, until exit or end of input.
+
+    Ctrl-C (KeyboardInterrupt) is not caught: it ends the chat, and the CLI says so with exit code 130.
+    """
     session = Session(max_turns=service.settings.history_turns)
     titles = "; ".join(info.title for info in service.documents)
     write(style.bold("storybot") + f" - ask about: {titles}\nType a question, 'help' for commands, 'exit' to leave.")
@@ -130,7 +159,7 @@ def run_chat(
     while True:
         try:
             line = read_line("\n? ")
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             write("")
             return
         command = line.strip()
@@ -149,10 +178,6 @@ def run_chat(
         elif lowered.split()[0] in {"feedback", "/feedback"}:
             write(_record_feedback(command, last, feedback))
         else:
-            refusal = question_too_long(command, service.settings.max_question_chars)
-            if refusal:
-                write(style.yellow(refusal))
-                continue
             try:
                 last = service.ask(without_surrogates(command), session)
             except IndexDamagedError as error:  # found while reading a row: say which file and how to fix it
@@ -198,11 +223,15 @@ def parse_batch_line(line: str) -> BatchQuestion | None:
             return BatchQuestion(text, None)  # not JSON after all: the line is the question
         except RecursionError:
             return BatchQuestion(text, None, error="the line is JSON nested too deeply to read")
-        if isinstance(data, dict) and isinstance(data.get("q"), str):
-            session = data.get("session")
+        if isinstance(data, dict):
+            question, session = data.get("q"), data.get("session")
+            if not isinstance(question, str):
+                why = 'it has no "q"' if question is None else 'its "q" is not text'
+                return BatchQuestion(text, None, error=f'the line has no question ({why}): write {{"q": "..."}}')
             # "\ud800" escapes decode to lone surrogates, which no tokenizer or UTF-8 output accepts.
-            question = without_surrogates(data["q"])
-            return BatchQuestion(question, None if session is None else without_surrogates(str(session)))
+            return BatchQuestion(
+                without_surrogates(question), None if session is None else without_surrogates(str(session))
+            )
     return BatchQuestion(text, None)
 
 
@@ -211,30 +240,49 @@ def _unanswered(question: str, error: str) -> dict[str, object]:
     return {"question": question, "answered": False, "answer": None, "citations": [], "error": error}
 
 
-def answer_batch(service: StorybotService, lines: Iterable[str], write: Write, as_json: bool, style: Style) -> int:
+@dataclass(frozen=True)
+class BatchTally:
+    lines: int  # lines handled: each got exactly one output
+    asked: int  # lines that held a question and were asked (answered, refused, or hit a bug)
+
+
+def answer_batch(
+    service: Callable[[], StorybotService],
+    settings: Settings,
+    lines: Iterable[str | BatchQuestion],
+    write: Write,
+    as_json: bool,
+    style: Style,
+) -> BatchTally:
     """Answer each line in turn with one loaded model: one output per non-blank line, whatever happens.
 
-    Returns how many lines were handled (answered, refused, or reported as errors).
+    A str is a stdin line (see parse_batch_line), a BatchQuestion is asked as it is. Each line is checked
+    before the model is needed: `service()` loads it, and is first called for the first line worth asking,
+    so empty or overlong input is refused at once.
     """
     sessions: dict[str, Session] = {}
-    count = 0
+    handled = asked = 0
     for line in lines:
-        item = parse_batch_line(line)
+        item = parse_batch_line(line) if isinstance(line, str) else line
         if item is None:
             continue
-        count += 1
-        error = item.error or question_too_long(item.question, service.settings.max_question_chars)
+        handled += 1
+        error = item.error or question_problem(item.question, settings.max_question_chars)
         answer = None
         if error is None:
+            loaded = service()
             session = None
             if item.session is not None:
-                session = sessions.setdefault(item.session, Session(max_turns=service.settings.history_turns))
+                session = sessions.setdefault(item.session, Session(max_turns=settings.history_turns))
             try:
-                answer = service.ask(item.question, session)
+                error = loaded.check(item.question)  # not a question: said as an error, like the checks above
+                if error is None:
+                    asked += 1
+                    answer = loaded.ask(item.question, session)
             except IndexDamagedError:
                 raise  # not this line's fault: every line after it would fail the same way
             except Exception as failure:  # one bad line must not cost the lines after it
-                log.warning("could not answer line %d: %s: %s", count, type(failure).__name__, failure)
+                log.warning("could not answer line %d: %s: %s", handled, type(failure).__name__, failure)
                 log.debug("traceback", exc_info=True)
                 error = f"could not answer this line ({type(failure).__name__}); the other lines are unaffected"
         if as_json:
@@ -243,8 +291,9 @@ def answer_batch(service: StorybotService, lines: Iterable[str], write: Write, a
         elif answer is not None:
             write(style.bold(printable(f"Q: {answer.question}")) + "\n" + format_answer(answer, style) + "\n")
         else:
-            write(style.bold(printable(f"Q: {_shortened(item.question)}")) + "\n" + style.yellow(error or "") + "\n")
-    return count
+            asked_for = style.bold(printable(f"Q: {_shortened(item.question)}")) + "\n" if item.question.strip() else ""
+            write(asked_for + style.yellow(printable(error or "")) + "\n")
+    return BatchTally(handled, asked)
 
 
 def _shortened(question: str, limit: int = 200) -> str:

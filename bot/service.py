@@ -9,8 +9,9 @@ import time
 from dataclasses import replace
 
 from bot import status
-from bot.answering.answer import Answer, compose_answer
+from bot.answering.answer import Answer, Shown, compose_answer
 from bot.answering.conversation import Session, make_turn, resolve
+from bot.answering.intake import NOT_A_QUESTION, looks_like_question, question_problem
 from bot.answering.reader import CrossEncoderReader, Reader, reader_path
 from bot.answering.retrieval import Retriever
 from bot.answering.scorer import Scorer, score_candidates
@@ -62,7 +63,7 @@ class StorybotService:
         build_dir = current_build(settings.index_dir)
         index: StoredIndex | None = None
         if build_dir is None:
-            status.show(f"No index in {settings.index_dir} yet: building it now.")
+            status.show(f"No index yet in {status.folder(settings.index_dir)}: building it now.")
         else:
             manifest = read_manifest(build_dir)
             reason = staleness(
@@ -74,7 +75,9 @@ class StorybotService:
                 settings.vector_store_url,
             )
             if reason:
-                status.show(f"The index in {settings.index_dir} is out of date ({reason}): rebuilding it now.")
+                status.show(
+                    f"The index in {status.folder(settings.index_dir)} is out of date ({reason}): rebuilding it now."
+                )
             else:
                 index = load_index(build_dir, store_url=settings.vector_store_url)
         if embedder is None:
@@ -127,9 +130,22 @@ class StorybotService:
 
     # -- asking ---------------------------------------------------------------------------------
 
+    def check(self, question: str) -> str | None:
+        """Why this input gets no answer at all (empty, too long, not a question), or None."""
+        problem = question_problem(question, self.settings.max_question_chars)
+        if problem is None and not looks_like_question(question, self.retriever.knows):
+            problem = NOT_A_QUESTION
+        return problem
+
     def ask(self, question: str, session: Session | None = None) -> Answer:
-        """Answer one question from the article, using the session's history for follow-ups."""
+        """Answer one question from the article, using the session's history for follow-ups.
+
+        Input that is no question (see `check`) is answered with why, and quotes nothing.
+        """
         question = " ".join(question.split())
+        problem = self.check(question)
+        if problem is not None:
+            return Answer(question=question, answered=False, text=None, citations=[], shown=Shown(reason=problem))
         resolved = resolve(question, session.last if session else None)
         if resolved.text != question:
             log.debug("follow-up %r read as %r", question, resolved.text)
@@ -192,14 +208,6 @@ def configure_vector_store(settings: Settings) -> None:
 def corpus_rules(settings: Settings) -> CorpusRules:
     """Which corpus files are read: the same rules for building and for the staleness check."""
     return CorpusRules(follow_symlinks=settings.follow_symlinks, max_file_bytes=settings.max_corpus_file_bytes)
-
-
-def question_too_long(question: str, max_chars: int) -> str | None:
-    """The polite refusal every front end gives a question over STORYBOT_MAX_QUESTION_CHARS, or None."""
-    length = len(question.strip())
-    if length <= max_chars:
-        return None
-    return f"That question is {length} characters long; please keep it under {max_chars} and ask one thing at a time."
 
 
 def rebuild_index(

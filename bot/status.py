@@ -6,7 +6,9 @@ right now: loading the model, building a missing index, where the bot is running
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 
 def show(message: str) -> None:
@@ -17,3 +19,8 @@ def show(message: str) -> None:
 def loading_model() -> None:
     """The line every command that loads the model prints first: the load takes a few silent seconds."""
     show("Loading the model...")
+
+
+def folder(path: Path) -> str:
+    """A directory as a status line names it: "index/", so "No index yet in index/" reads as a place."""
+    return f"{path}{os.sep}"

@@ -133,7 +133,7 @@ def cli(
     """`storybot ARGS` in-process through bot.cli.main(argv), sharing the session's model.
 
     Call it as cli(args, settings, stdin=""): the settings' directories go in through the environment, as
-    a user would set them, and the working directory holds no .env.
+    a user would set them, and the working directory holds no .env. `stdin` may also be a text stream.
     """
     import bot.indexing.embedding
     import bot.service
@@ -152,15 +152,18 @@ def cli(
         if isinstance(logger, logging.Logger)
     }
 
-    def run(args: list[str], settings: Settings, stdin: str | bytes = "") -> CliResult:
+    def run(args: list[str], settings: Settings, stdin: str | bytes | io.TextIOBase = "") -> CliResult:
         for name, value in (("CORPUS_DIR", settings.corpus_dir), ("INDEX_DIR", settings.index_dir)):
             monkeypatch.setenv(f"STORYBOT_{name}", str(value))
         monkeypatch.setenv("STORYBOT_DATA_DIR", str(settings.data_dir))
         monkeypatch.setenv("NO_COLOR", "1")
         monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
         monkeypatch.chdir(settings.corpus_dir.parent)
-        data = stdin.encode() if isinstance(stdin, str) else stdin
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+        if isinstance(stdin, io.TextIOBase):
+            monkeypatch.setattr(sys, "stdin", stdin)
+        else:
+            data = stdin.encode() if isinstance(stdin, str) else stdin
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
         capsys.readouterr()
         try:
             code = cli_module.main(args)

@@ -77,7 +77,7 @@ def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path, cli) -> 
     # The index was missing, so the first command built it and said so.
     assert "building it now" in result.stderr
     assert result.stderr.splitlines()[:2] == [  # plain status lines, no log format
-        f"No index in {settings.index_dir} yet: building it now.",
+        f"No index yet in {settings.index_dir}/: building it now.",  # the folder reads as a place
         "Loading the model...",
     ]
 
@@ -88,8 +88,10 @@ def test_console_driven_through_stdin(tmp_path: Path, cli) -> None:
     result = cli([], settings, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    answer_line = next(line for line in out.splitlines() if "Answer: " in line)
-    assert answer_line.split("Answer: ", 1)[1] in SEED_ARTICLE.read_text(encoding="utf-8")  # verbatim
+    lines = out.splitlines()
+    start = next(n for n, line in enumerate(lines) if "Answer: " in line)
+    answer = " ".join(line.strip() for line in lines[start : lines.index("Sources:", start)])  # wrapped at words
+    assert answer.split("Answer: ", 1)[1] in SEED_ARTICLE.read_text(encoding="utf-8")  # verbatim
     assert "[1] Putin wants 'immediate' talks" in out and "paragraph" in out
     assert "Articles in the corpus:" in out and "CGTN" in out
     assert "Closest passage (not an answer)" in out

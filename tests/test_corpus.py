@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from bot.indexing.corpus import parse_document, read_corpus
@@ -48,21 +47,22 @@ def test_crlf_and_bom_keep_verbatim_offsets(tmp_path: Path) -> None:
         assert piece == piece.strip() and "\r" not in piece
 
 
-def test_bad_files_are_skipped_with_a_warning_and_the_rest_indexed(tmp_path: Path, caplog) -> None:
+def test_bad_files_are_skipped_with_a_warning_and_the_rest_indexed(tmp_path: Path, capsys) -> None:
     (tmp_path / "good.txt").write_text(SEED_ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "latin1.txt").write_bytes("Caf\xe9 story\n\nIt was a caf\xe9.".encode("latin-1"))
     (tmp_path / "empty.md").write_text("  \n\n", encoding="utf-8")
     (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")
     (tmp_path / "unreadable.txt").write_text("x", encoding="utf-8")
     (tmp_path / "unreadable.txt").chmod(0)
-    with caplog.at_level(logging.WARNING):
-        corpus = read_corpus(tmp_path)
+    corpus = read_corpus(tmp_path)
     assert [d.name for d in corpus.documents] == ["good.txt"]
     reasons = {s.name: s.reason for s in corpus.skipped}
     assert "not UTF-8" in reasons["latin1.txt"]
     assert "empty" in reasons["empty.md"]
     assert "notes.pdf" not in reasons  # not a corpus file at all
-    assert "latin1.txt" in caplog.text and "empty.md" in caplog.text
+    said = capsys.readouterr().err.splitlines()  # plain status lines, one per file
+    assert "Skipping empty.md: it is empty." in said
+    assert "Skipping latin1.txt: it is not UTF-8 text (bad byte at offset 3)." in said
     # Root can read a chmod-0 file; either way the file is accounted for.
     assert "unreadable.txt" in corpus.file_hashes
 

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 from bot import cli
 from bot.answering import lexical
+from bot.answering.intake import question_too_long
 from bot.answering.retrieval import RARE_WORD_LOOKUPS
 from bot.config import BUNDLED_MODEL
 from bot.console import Style, answer_batch, parse_batch_line, run_chat
 from bot.indexing.terms import normalize_word
-from bot.service import StorybotService, question_too_long
+from bot.service import StorybotService
 from bot.terminal import printable
 
 from .conftest import SEED_ARTICLE, FakeEmbedder, make_settings
@@ -41,8 +42,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> StorybotService:
 
 def _batch(service: StorybotService, lines: list[str], as_json: bool = True) -> list[str]:
     out: list[str] = []
-    handled = answer_batch(service, lines, out.append, as_json, Style(enabled=False))
-    assert handled == len(out) == sum(1 for line in lines if line.strip())
+    tally = answer_batch(lambda: service, service.settings, lines, out.append, as_json, Style(enabled=False))
+    assert tally.lines == len(out) == sum(1 for line in lines if line.strip())
     return out
 
 
@@ -87,11 +88,11 @@ def test_printable_leaves_no_control_characters(text: str) -> None:
 def test_lone_surrogate_and_deep_json_do_not_end_the_batch(service: StorybotService) -> None:
     # Issue 8, reproduction 4: both ended a whole `ask` batch with rc 1.
     nested = '{"q": ' + "[" * 100_000 + "]" * 100_000 + "}"
-    lines = ["What did Biden warn?", '{"q": "\\ud800 x"}', "[" * 100_000, nested, "", "Who did Putin call?"]
+    lines = ["What did Biden warn?", '{"q": "\\ud800 Who?"}', "[" * 100_000, nested, "", "Who did Putin call?"]
     out = _batch(service, lines)
     objects = [json.loads(line) for line in out]
     assert all(line.encode("utf-8") for line in out)
-    assert objects[1]["question"] == "\ufffd x" and "error" not in objects[1]
+    assert objects[1]["question"] == "\ufffd Who?" and "error" not in objects[1]
     assert objects[3]["error"] == "the line is JSON nested too deeply to read"
     assert objects[3] == {**objects[3], "answered": False, "answer": None, "citations": []}
     assert objects[-1]["question"] == "Who did Putin call?"
@@ -106,13 +107,15 @@ def test_an_exception_while_answering_is_an_error_line(service: StorybotService,
         return real_ask(question, session)
 
     monkeypatch.setattr(service, "ask", ask)
-    out = _batch(service, ["boom", "What did Biden warn?"])
+    out = _batch(service, ["What did boom say?", "What did Biden warn?"])
     first = json.loads(out[0])
     assert set(first) == {"question", "answered", "answer", "citations", "error"}
     assert "TypeError" in first["error"] and not first["answered"]
     assert json.loads(out[1])["citations"]
-    plain = _batch(service, ["boom \x1b[31m", "What did Biden warn?"], as_json=False)
-    assert plain[0].startswith("Q: boom") and "could not answer this line" in plain[0] and "\x1b" not in plain[0]
+    plain = _batch(service, ["What did boom \x1b[31m say?", "What did Biden warn?"], as_json=False)
+    assert (
+        plain[0].startswith("Q: What did boom") and "could not answer this line" in plain[0] and "\x1b" not in plain[0]
+    )
 
 
 def test_question_length_limit_in_ask_and_console(service: StorybotService) -> None:

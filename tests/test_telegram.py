@@ -9,6 +9,7 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -126,13 +127,98 @@ async def test_question_gets_a_cited_html_reply_with_typing_and_buttons(tmp_path
         # Another user's vote on the same answer counts, and so does changing one's mind.
         await api.press(answer_id, "down", user_id=999)
         await api.press(answer_id, "up")
-        await api.wait_for("editMessageReplyMarkup", 3)
+        await api.wait_for("editMessageReplyMarkup", 4)  # the repeated vote re-marks its ✓ too
         votes = [line for line in (settings.data_dir / "feedback.jsonl").read_text().splitlines() if line]
         assert len(votes) == 3
         # Showing context keeps the presser's vote on the keyboard.
         await api.press(answer_id, "context")
         wide = (await api.wait_for("editMessageText", 3))[2].params
         assert [b["text"] for b in wide["reply_markup"]["inline_keyboard"][-1]] == ["👍 ✓", "👎"]
+
+
+async def test_pressing_the_same_vote_again_says_so_and_keeps_the_tick(tmp_path, api, seed_service) -> None:
+    # A second press showed nothing, neither the ✓ nor "already voted", though the vote counted once.
+    settings = bot_settings(tmp_path, api)
+    group = -100400
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("/ask What did Biden warn?", chat_id=group, chat_type="supergroup")
+        await api.wait_for("sendMessage", 1, chat_id=group)
+        answer_id = max(api.messages)
+
+        def keyboard() -> list[str]:
+            return [b["text"] for b in api.messages[answer_id]["reply_markup"]["inline_keyboard"][-1]]
+
+        await api.press(answer_id, "down")
+        first = (await api.wait_for("answerCallbackQuery"))[0].params
+        await api.wait_for("editMessageReplyMarkup")
+        assert first["text"] == "Thanks for the feedback!" and keyboard() == ["👍", "👎 ✓"]
+        await api.press(answer_id, "up", user_id=222)  # someone else's vote moves the shared ✓
+        await api.wait_for("editMessageReplyMarkup", 2)
+        assert keyboard() == ["👍 ✓", "👎"]
+        await api.press(answer_id, "down")
+        again = (await api.wait_for("answerCallbackQuery", 3))[-1].params
+        await api.wait_for("editMessageReplyMarkup", 3)
+        assert again["text"] == "You already voted 👎 on this answer." and "show_alert" not in again
+        assert keyboard() == ["👍", "👎 ✓"]  # the presser sees their vote
+        votes = (settings.data_dir / "feedback.jsonl").read_text().splitlines()
+        assert [json.loads(line)["vote"] for line in votes] == ["down", "up"]  # recorded once each
+
+
+async def test_text_that_is_no_question_gets_a_hint_and_help_works_typed(tmp_path, api, seed_service) -> None:
+    settings = bot_settings(tmp_path, api, rate_limit_per_minute=1, rate_limit_burst=1)
+    async with running(settings, service_for(settings, seed_service)):
+        await api.send_text("clear")
+        hint = (await api.wait_for("sendMessage"))[0].params
+        assert (
+            hint["text"] == "That doesn't look like a question about the story. Ask me about the story, or type 'help'."
+        )
+        assert "reply_markup" not in hint  # nothing to vote on
+        await api.send_text("help")
+        assert "What I do" in (await api.wait_for("sendMessage", 2))[1].params["text"]
+        # Neither took the user's one question of the minute.
+        await api.send_text("Macron")
+        assert "Macron" in (await api.wait_for("sendMessage", 3))[2].params["text"]
+
+
+def test_the_loopback_terminal_shows_notices_and_changed_buttons() -> None:
+    # Trying the bot without Telegram, a vote showed nothing: its ✓ and notice were never printed.
+    from bot.devtools.loopback_api import Call, describe_call
+
+    keyboard = {"inline_keyboard": [[{"text": "👍"}, {"text": "👎 ✓"}]]}
+    assert describe_call(Call("editMessageReplyMarkup", {"reply_markup": keyboard})) == (
+        "      buttons: 👍 | 👎 ✓  (type '!press N' to press button N)"
+    )
+    notice = Call("answerCallbackQuery", {"callback_query_id": "1", "text": "You already voted 👎 on this answer."})
+    assert describe_call(notice) == "      [notice] You already voted 👎 on this answer."
+    assert describe_call(Call("answerCallbackQuery", {"callback_query_id": "1"})) is None
+    assert describe_call(Call("sendMessage", {"text": "<b>Hi</b> &amp; bye"})) == "\n[bot] Hi & bye\n"
+    assert describe_call(Call("sendChatAction", {"action": "typing"})) is None
+
+
+async def test_ctrl_c_stops_the_bot_with_exit_code_130(tmp_path, api) -> None:
+    # Stopping the bot with Ctrl-C exited 0; the README says 130.
+    settings = make_settings(tmp_path)
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "STORYBOT_TELEGRAM_API_URL": api.base_url,
+        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "STORYBOT_INDEX_DIR": str(settings.index_dir),
+        "STORYBOT_DATA_DIR": str(settings.data_dir),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "telegram", env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await api.send_text("What did Biden warn?")
+        assert "sanctions like" in (await api.wait_for("sendMessage", timeout=180))[0].params["text"]
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode()
 
 
 async def test_unanswerable_question_says_so_with_the_closest_passage(tmp_path, api, seed_service) -> None:
@@ -236,13 +322,13 @@ async def test_errors_are_reported_and_the_bot_keeps_serving(tmp_path, api, seed
     real_ask = service.ask
 
     def flaky_ask(question, session=None):
-        if question == "boom":
+        if question == "What went boom?":
             raise RuntimeError("a bug deep inside")
         return real_ask(question, session)
 
     monkeypatch.setattr(service, "ask", flaky_ask)
     async with running(settings, service):
-        await api.send_text("boom")
+        await api.send_text("What went boom?")
         assert "something went wrong" in (await api.wait_for("sendMessage"))[0].params["text"]
         await api.send_text("What did Biden warn?")
         assert "sanctions like" in (await api.wait_for("sendMessage", 2))[1].params["text"]

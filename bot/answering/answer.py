@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.answering.intake import NOT_A_QUESTION
 from bot.answering.retrieval import QuestionAnalysis, Retrieval
 from bot.answering.scorer import Candidate
 from bot.indexing.index import DocumentInfo
@@ -141,7 +142,7 @@ def compose_answer(
         )
 
     if not question.terms and not question.entities:
-        return not_answered("That doesn't look like a question about the article.")
+        return not_answered(NOT_A_QUESTION)
     if best is None or confidence < threshold:
         return not_answered(refusal_reason(question))
     chosen = best.scored

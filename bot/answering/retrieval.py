@@ -232,6 +232,13 @@ class Retriever:
             unrelated=unrelated,
         )
 
+    def knows(self, word: str) -> bool:
+        """Whether the articles use a word that carries meaning, in some form or with a typo ("macronn")."""
+        normal = normalize_word(word)
+        if not normal or normal in STOPWORDS:
+            return False
+        return self.vocabulary.form(self.lexical.correct(normal)) is not None
+
     def _uses(self, word: str, documents: frozenset[str] | None) -> bool:
         """Whether the articles (all of them, or those named) use a word in some form."""
         if not documents:

@@ -266,6 +266,20 @@ def _plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^<>]+>", "", text))
 
 
+def describe_call(call: Call) -> str | None:
+    """What a Telegram user would see of a call the bot made, as terminal text; None for what they would not."""
+    markup = call.params.get("reply_markup") or {}
+    buttons = [b.get("text") for row in markup.get("inline_keyboard", []) for b in row]
+    keyboard = f"      buttons: {' | '.join(buttons)}  (type '!press N' to press button N)" if buttons else ""
+    if call.method in {"sendMessage", "editMessageText"}:
+        return "\n".join(part for part in (f"\n[bot] {_plain(call.params['text'])}\n", keyboard) if part)
+    if call.method == "editMessageReplyMarkup":
+        return keyboard or None
+    if call.method == "answerCallbackQuery" and call.params.get("text"):
+        return f"      [notice] {call.params['text']}"  # Telegram shows it briefly over the chat
+    return None
+
+
 async def _chat(token: str, port: int) -> None:
     api = LoopbackBotAPI(token)
     base_url = await api.start(port)
@@ -278,14 +292,11 @@ async def _chat(token: str, port: int) -> None:
         nonlocal seen
         while True:
             await asyncio.sleep(0.2)
-            sent = [c for c in api.calls if c.method in {"sendMessage", "editMessageText"}]
-            for call in sent[seen:]:
-                print(f"\n[bot] {_plain(call.params['text'])}\n", flush=True)
-                markup = call.params.get("reply_markup") or {}
-                buttons = [b.get("text") for row in markup.get("inline_keyboard", []) for b in row]
-                if buttons:
-                    print(f"      buttons: {' | '.join(buttons)}  (type '!press N' to press button N)")
-            seen = len(sent)
+            for call in api.calls[seen:]:
+                shown = describe_call(call)
+                if shown:
+                    print(shown, flush=True)
+            seen = len(api.calls)
 
     printer = asyncio.create_task(show_replies())
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import logging
 import os
 import re
 import stat
@@ -16,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot import status
 from bot.terminal import printable
-
-log = logging.getLogger(__name__)
 
 CORPUS_SUFFIXES = (".txt", ".md")
 
@@ -264,7 +262,7 @@ def hash_corpus(
 def read_corpus(
     corpus_dir: Path, rules: CorpusRules | None = None, known: Mapping[str, KnownFile] | None = None
 ) -> Corpus:
-    """Read every article in `corpus_dir`; files that cannot be used are skipped with a warning.
+    """Read every article in `corpus_dir`; files that cannot be used are skipped, each named in a status line.
 
     Articles `known` from the last build with the same size and mtime are not read: they are listed in
     `unchanged`, so an incremental build reuses what it made of them.
@@ -309,8 +307,8 @@ def read_corpus(
         documents.append(document)
         if stat_before is not None and stat_before[0] == len(raw):
             stats[entry.name] = stat_before  # a file written while read gets no stat: it is read again next time
-    for item in skipped:
-        log.warning("skipping corpus file %s: it %s", printable(item.name), item.reason)
+    for item in skipped:  # said once, in plain words, as it happens (before the embedding's progress bar)
+        status.show(f"Skipping {printable(item.name, keep_newlines=False)}: it {item.reason}.")
     return Corpus(documents=documents, skipped=skipped, file_hashes=hashes, file_stats=stats, unchanged=unchanged)
 
 

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import html
 import logging
+import signal
 from collections.abc import AsyncIterator
+from types import FrameType
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError
@@ -160,13 +162,29 @@ def _safe_url(url: str) -> str:
     return html.escape(url.split("?")[0])
 
 
-def run_polling(settings: Settings) -> int:
-    """`storybot telegram`: check the token, load the service, then poll until stopped."""
+def run_polling(settings: Settings) -> None:
+    """`storybot telegram`: check the token, load the service, then poll until stopped.
+
+    Ctrl-C stops the bot cleanly and is then raised again as KeyboardInterrupt, so the CLI exits 130.
+    """
     if settings.telegram_bot_token is None:
         raise ConfigError(NO_TOKEN)
     username = asyncio.run(check_token(settings))
     service = StorybotService.load(settings)
     application = build_application(settings, service)
     status.show(f"storybot is running as @{username}; press Ctrl-C to stop")
-    application.run_polling(allowed_updates=Update.ALL_TYPES)
-    return 0
+    interrupted = False
+
+    def on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        interrupted = True
+        signal.default_int_handler(signum, frame)  # KeyboardInterrupt: PTB shuts down cleanly on it
+
+    # PTB turns every stop signal into the same quiet return; SIGINT is kept out of them so we can tell.
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGTERM, signal.SIGABRT))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt

@@ -145,16 +145,18 @@ async def answer_question(
     if message is None:
         return
     settings = _settings(context)
+    service = _service(context)
     question = question.strip()
     if not question:
         await reply_text(message, "Ask me a question about the article, e.g. /ask What did Biden warn?")
         return
-    if len(question) > settings.max_question_chars:
-        await reply_text(
-            message,
-            f"That question is {len(question)} characters long; please keep it under "
-            f"{settings.max_question_chars} and ask one thing at a time.",
-        )
+    if question.lower() == "help":  # what the not-a-question reply tells people to type
+        await help_command(update, context)
+        return
+    # Before the user's turn is taken: input that is no question costs no token and no answer.
+    problem = await asyncio.to_thread(service.check, question)
+    if problem is not None:
+        await reply_text(message, problem)
         return
     if update.effective_user is not None and context.user_data is not None:
         turn = take_turn(context.user_data, settings.rate_limit_per_minute, settings.rate_limit_burst)
@@ -170,7 +172,6 @@ async def answer_question(
             await asyncio.sleep(turn.wait)
 
     await with_retries(lambda: message.chat.send_action(ChatAction.TYPING))
-    service = _service(context)
     chat_data = context.chat_data if context.chat_data is not None else {}
     session = load_session(chat_data, settings.history_turns)
     answer = await service.ask_async(question, session)
@@ -305,15 +306,16 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await edit_html(message, text, answer_markup(record["expanded"], record["wide"] is not None, vote))
         return
     if data in VOTES:
-        if not record_vote(record, query.from_user.id, data):
+        if record_vote(record, query.from_user.id, data):
+            chat = update.effective_chat
+            feedback: FeedbackLog = context.bot_data["feedback"]
+            await asyncio.to_thread(
+                feedback.record, record["answer"], data == "up", None, "telegram", chat.id if chat else None
+            )
+            await query.answer("Thanks for the feedback!")
+        else:
             await query.answer(f"You already voted {VOTES[data]} on this answer.")
-            return
-        chat = update.effective_chat
-        feedback: FeedbackLog = context.bot_data["feedback"]
-        await asyncio.to_thread(
-            feedback.record, record["answer"], data == "up", None, "telegram", chat.id if chat else None
-        )
-        await query.answer("Thanks for the feedback!")
+        # The ✓ shows the presser's vote, also after someone else's vote moved it ("not modified" is fine).
         markup = answer_markup(bool(record.get("expanded")), record["wide"] is not None, data)
         await edit_markup(message, markup)
         return
