@@ -64,12 +64,17 @@ def leans_on_previous(question: str) -> bool:
 def _needs_history(question: str) -> bool:
     """A subject pronoun or possessive after a name of the question refers to that name; only an object
     pronoun ("What did Macron tell him?" cannot mean Macron) or a pronoun before any name needs history."""
-    first_name = next((m.start() for m in re.finditer(r"\b[A-Z]\w+", question) if m.start() > 0), None)
+    first_name = _first_name_at(question)
     for pattern in (_SUBJECT_PRONOUNS, _POSSESSIVES):
         for match in pattern.finditer(question):
             if first_name is None or match.start() < first_name:
                 return True
     return bool(_OBJECT_PRONOUNS.search(question))
+
+
+def _first_name_at(question: str) -> int | None:
+    """Where the question's first name stands (a capitalised word after its first word), if it has one."""
+    return next((m.start() for m in re.finditer(r"\b[A-Z]\w+", question) if m.start() > 0), None)
 
 
 def is_referent(name: str | None) -> bool:
@@ -105,7 +110,7 @@ def resolve(question: str, previous: Turn | None) -> Resolved:
     other = subjects[-1] if subjects else None
     text = question
     read_as: dict[str, str] = {}
-    name_at = next((m.start() for m in re.finditer(r"\b[A-Z]\w+", question) if m.start() > 0), None)
+    name_at = _first_name_at(question)
 
     def fill(pattern: re.Pattern[str], name: str, text: str) -> str:
         def replace(match: re.Match[str]) -> str:
