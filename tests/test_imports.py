@@ -80,3 +80,19 @@ def test_answering_and_indexing_never_import_a_front_end() -> None:
     for module, imports in graph.items():
         if module.startswith(("bot.answering", "bot.indexing")):
             assert not [i for i in imports if i.startswith(front_ends)], module
+
+
+def test_only_the_cli_reaches_into_devtools() -> None:
+    """Developer tools sit beside the front ends, at the top: the library never imports them.
+
+    `bot.cli` is the one exception, as the outermost layer: it dispatches `bench`, `train-reader` and
+    `fit-scorer` to them, so its arrows into devtools still point down.
+    """
+    graph = import_graph()
+    upward = {
+        module: sorted(i for i in imports if i.startswith("bot.devtools"))
+        for module, imports in graph.items()
+        if not module.startswith("bot.devtools") and module != "bot.cli"
+    }
+    assert {module: found for module, found in upward.items() if found} == {}
+    assert any(i.startswith("bot.devtools") for i in graph["bot.cli"])  # the check sees real edges
