@@ -128,7 +128,7 @@ def rules_results(
 def _row(system: str, results: Sequence[EvalResult]) -> str:
     s = summarise(results)
 
-    def pct(part: int, whole: int) -> str:
+    def pct(part: float, whole: int) -> str:
         return f"{100 * part / whole:5.1f}%" if whole else "    -"
 
     answerable = [r for r in results if r.answerable]
@@ -141,7 +141,7 @@ def _row(system: str, results: Sequence[EvalResult]) -> str:
     return (
         f"  {system:<10}{pct(s.right, s.answerable):>10}{pct(s.sentence_right, s.answerable):>10}"
         f"{pct(s.hits, s.answerable):>8}{pct(s.abstained, s.unanswerable):>12}{pct(s.false_refusals, s.answerable):>10}"
-        f"{pct(sum(exact), len(exact)):>9}{pct(round(sum(f1)), len(f1)):>9}{_auc(results):>7}"
+        f"{pct(sum(exact), len(exact)):>9}{pct(sum(f1), len(f1)):>9}{_auc(results):>7}"
     )
 
 

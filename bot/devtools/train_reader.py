@@ -27,7 +27,7 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,7 @@ def squad_groups(articles: Sequence[SquadArticle], recipe: Recipe, rng: random.R
 
 
 def build_groups(
-    squad_files: Sequence[Path],
+    squad: Mapping[Path, Sequence[SquadArticle]],
     news_file: Path | None,
     embedder: Embedder | None,
     work_dir: Path,
@@ -245,12 +245,13 @@ def build_groups(
     split: str = "train",
 ) -> tuple[list[Group], dict[str, Any]]:
     """Training groups (or, with split="dev", the dev articles' groups for the learning curve) from the
-    SQuAD files and, for training, our news training questions."""
+    SQuAD files (path -> its articles, read once by the caller) and, for training, our news training
+    questions."""
     rng = random.Random(recipe.seed)
     files = []
     articles: dict[str, SquadArticle] = {}
-    for path in squad_files:
-        kept = [a for a in load_squad(path) if (trainable(a.title) if split == "train" else split_of(a.title) == split)]
+    for path, loaded in squad.items():
+        kept = [a for a in loaded if (trainable(a.title) if split == "train" else split_of(a.title) == split)]
         for article in kept:
             if article.title in articles:
                 # The sample's articles are in SQuAD 1.1 too: their unanswerable questions join the article.
@@ -618,8 +619,9 @@ def run_train_reader(
     say("Building the candidates of every training question...")
     news_file = NEWS_TRAIN / "questions.jsonl" if news else None
     with tempfile.TemporaryDirectory(prefix="storybot-train-") as work:
-        groups, data = build_groups(squad_files, news_file, embedder, Path(work), recipe)
-        dev_groups, _ = build_groups(squad_files, None, None, Path(work), recipe, split="dev")
+        squad = {path: load_squad(path) for path in squad_files}  # each file read once, for both splits
+        groups, data = build_groups(squad, news_file, embedder, Path(work), recipe)
+        dev_groups, _ = build_groups(squad, None, None, Path(work), recipe, split="dev")
     dev_rng = random.Random(0)
     dev = [g for g in dev_groups if g.source == "squad"]
     dev_rng.shuffle(dev)
