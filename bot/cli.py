@@ -99,11 +99,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start from scratch instead of from the current build (texts embedded before still come from the cache)",
     )
-    command(
+    telegram = command(
         "telegram",
-        "run the Telegram bot (long polling)",
-        "Run the Telegram bot with the token in TELEGRAM_BOT_TOKEN until Ctrl-C.",
+        "run the Telegram bot (long polling, or a webhook with --webhook)",
+        "Run the Telegram bot with the token in TELEGRAM_BOT_TOKEN until Ctrl-C: long polling, or with\n"
+        "--webhook URL (or STORYBOT_WEBHOOK_URL) Telegram POSTs updates to URL, which a reverse proxy passes\n"
+        "to STORYBOT_WEBHOOK_LISTEN:STORYBOT_WEBHOOK_PORT (127.0.0.1:8443).",
     )
+    telegram.add_argument("--webhook", metavar="URL", help="receive updates at this public https URL")
     evaluate = command(
         "eval",
         "score answers on a question set (our JSON Lines, or SQuAD 2.0 JSON)",
@@ -210,6 +213,14 @@ def load_settings() -> Settings:
     except ValidationError as error:
         problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"invalid settings ({problems}); see .env.example") from None
+
+
+def _with_webhook(settings: Settings, url: str) -> Settings:
+    """The settings with --webhook's URL, checked as STORYBOT_WEBHOOK_URL would be."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), "webhook_url": url})
+    except ValidationError as error:
+        raise ConfigError(f"--webhook {url}: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
 def _variable(location: tuple[int | str, ...]) -> str:
@@ -328,9 +339,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         run_fit_scorer(settings, args.squad, _say)
         return EXIT_OK
     if command == "telegram":
-        from bot.telegram.app import run_polling
+        from bot.telegram.app import run_bot
 
-        run_polling(settings)
+        if args.webhook:
+            settings = _with_webhook(settings, args.webhook)
+        run_bot(settings)
         return EXIT_OK
     if command == "ask":
         return _ask(settings, args)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 BOT_USER: dict[str, Any] = {
@@ -27,7 +28,18 @@ BOT_USER: dict[str, Any] = {
     "supports_inline_queries": False,
 }
 # Parameters sent as plain strings; everything else arrives JSON-encoded.
-_STRING_PARAMS = {"text", "parse_mode", "action", "callback_query_id", "inline_message_id", "url", "caption"}
+_STRING_PARAMS = {
+    "text",
+    "parse_mode",
+    "action",
+    "callback_query_id",
+    "inline_message_id",
+    "inline_query_id",
+    "url",
+    "caption",
+    "secret_token",
+    "next_offset",
+}
 
 
 @dataclass
@@ -53,6 +65,11 @@ class LoopbackBotAPI:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # While a webhook is set (setWebhook's url and secret_token), updates are POSTed to it, as Telegram
+        # does, and getUpdates is refused; webhook_statuses holds the HTTP status of every POST.
+        self.webhook: dict[str, Any] | None = None
+        self.webhook_statuses: list[int] = []
+        self._client: aiohttp.ClientSession | None = None
 
     # -- server ----------------------------------------------------------------------------------
 
@@ -69,6 +86,8 @@ class LoopbackBotAPI:
         return self.base_url
 
     async def stop(self) -> None:
+        if self._client:
+            await self._client.close()
         if self._runner:
             await self._runner.cleanup()
 
@@ -89,6 +108,15 @@ class LoopbackBotAPI:
                     params[key] = value
         if method != "getUpdates":
             self.calls.append(Call(method, params))
+        elif self.webhook is not None:
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": 409,
+                    "description": "Conflict: can't use getUpdates method while webhook is active",
+                },
+                status=409,
+            )
         failures = self.failures.get(method)
         if failures:
             kind = failures.pop(0)
@@ -132,6 +160,14 @@ class LoopbackBotAPI:
                     await asyncio.wait_for(self._changed.wait_for(lambda: bool(pending())), timeout)
         return pending()[:100]
 
+    async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = {"url": params["url"], "secret_token": params.get("secret_token")}
+        return True
+
+    async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = None
+        return True
+
     def _bot_message(self, chat_id: int, text: str, params: dict[str, Any]) -> dict[str, Any]:
         message_id = next(self._message_ids)
         message: dict[str, Any] = {
@@ -164,9 +200,41 @@ class LoopbackBotAPI:
 
     async def _push(self, update: dict[str, Any]) -> None:
         update["update_id"] = next(self._update_ids)
+        if self.webhook is not None:
+            self.webhook_statuses.append(await self._deliver(update, self.webhook["secret_token"]))
+            return
         self._updates.append(update)
         async with self._changed:
             self._changed.notify_all()
+
+    async def _deliver(self, update: dict[str, Any], secret_token: str | None, patience: float = 10) -> int:
+        """POST to the webhook, retrying while nobody listens yet (as Telegram retries); the last status.
+
+        python-telegram-bot calls setWebhook before its listener is up, so the first update may find it closed.
+        """
+        deadline = time.monotonic() + patience
+        delay = 0.05
+        while True:
+            status = await self.post_to_webhook(update, secret_token)
+            if status != 0 or time.monotonic() + delay > deadline:
+                return status
+            await asyncio.sleep(delay)  # nothing to await here: the bot's port opens in another process
+            delay = min(delay * 2, 1.0)
+
+    async def post_to_webhook(self, update: dict[str, Any], secret_token: str | None) -> int:
+        """POST an update to the webhook as Telegram does (with the given secret header); the HTTP status."""
+        assert self.webhook is not None, "no webhook is set"
+        if self._client is None:
+            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        headers = {"Content-Type": "application/json"}
+        if secret_token is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret_token
+        update.setdefault("update_id", next(self._update_ids))
+        try:
+            async with self._client.post(self.webhook["url"], data=json.dumps(update), headers=headers) as response:
+                return response.status
+        except aiohttp.ClientError:
+            return 0  # nobody listening: Telegram would retry later; the tests look at the status
 
     async def send_text(
         self,
@@ -177,6 +245,19 @@ class LoopbackBotAPI:
         reply_to: int | None = None,
     ) -> int:
         """A user's text message; commands and @mentions get their entities as Telegram would send them."""
+        update = self.text_update(text, chat_id, user_id, chat_type, reply_to)
+        await self._push(update)
+        return int(update["message"]["message_id"])
+
+    def text_update(
+        self,
+        text: str,
+        chat_id: int = 111,
+        user_id: int = 111,
+        chat_type: str = "private",
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """The update of a user's text message, not yet sent (see send_text)."""
         chat = {"id": chat_id, "type": chat_type}
         chat.update({"first_name": "Tester"} if chat_type == "private" else {"title": "Test group"})
         self.chats[chat_id] = chat
@@ -200,8 +281,7 @@ class LoopbackBotAPI:
         if reply_to is not None:
             message["reply_to_message"] = self.messages[reply_to]
         self.messages[message_id] = message
-        await self._push({"message": message})
-        return message_id
+        return {"message": message}
 
     async def send_photo(self, chat_id: int = 111, user_id: int = 111) -> None:
         chat = {"id": chat_id, "type": "private", "first_name": "Tester"}
