@@ -25,7 +25,7 @@ BOT_USER: dict[str, Any] = {
     "username": "storybot_test_bot",
     "can_join_groups": True,
     "can_read_all_group_messages": False,
-    "supports_inline_queries": False,
+    "supports_inline_queries": True,  # as after BotFather's /setinline
 }
 # Parameters sent as plain strings; everything else arrives JSON-encoded.
 _STRING_PARAMS = {
@@ -62,6 +62,7 @@ class LoopbackBotAPI:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
+        self._inline_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -313,6 +314,26 @@ class LoopbackBotAPI:
         )
         return query_id
 
+    async def inline_query(self, text: str, user_id: int = 111) -> str:
+        """Type `@bot text` in some chat: an inline query, as Telegram sends one per pause in typing."""
+        query_id = f"iq{next(self._inline_ids)}"
+        await self._push(
+            {
+                "inline_query": {
+                    "id": query_id,
+                    "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
+                    "query": text,
+                    "offset": "",
+                    "chat_type": "sender",
+                }
+            }
+        )
+        return query_id
+
+    def inline_answer(self, query_id: str) -> Call | None:
+        """The bot's answerInlineQuery for this query, if it made one."""
+        return next((c for c in self.calls_to("answerInlineQuery") if c.params["inline_query_id"] == query_id), None)
+
     def calls_to(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [
             c
@@ -355,6 +376,14 @@ def describe_call(call: Call) -> str | None:
         return "\n".join(part for part in (f"\n[bot] {_plain(call.params['text'])}\n", keyboard) if part)
     if call.method == "editMessageReplyMarkup":
         return keyboard or None
+    if call.method == "answerInlineQuery":
+        results = call.params.get("results") or []
+        shown = [f"      ({n}) {r.get('title')}: {r.get('description', '')}" for n, r in enumerate(results, start=1)]
+        texts = [
+            f"\n[inline result {n}, as it would be sent]\n{_plain(r['input_message_content']['message_text'])}\n"
+            for n, r in enumerate(results, start=1)
+        ]
+        return "\n".join(["      [inline results]" if results else "      [no inline results]", *shown, *texts])
     if call.method == "answerCallbackQuery" and call.params.get("text"):
         return f"      [notice] {call.params['text']}"  # Telegram shows it briefly over the chat
     return None
@@ -365,6 +394,7 @@ async def _chat(token: str, port: int) -> None:
     base_url = await api.start(port)
     print(f"Bot API on {base_url} - start the bot with STORYBOT_TELEGRAM_API_URL={base_url}")
     print(f"and TELEGRAM_BOT_TOKEN={token}, then type messages here as a Telegram user (Ctrl-D quits).")
+    print("'!press N' taps button N under the last reply; '@bot question' asks inline; '/start KEY' opens a story.")
     seen = 0
     loop = asyncio.get_running_loop()
 
@@ -392,6 +422,8 @@ async def _chat(token: str, port: int) -> None:
                 number = int(line.split()[1]) if line.split()[1].isdigit() else 0
                 if bot_messages and 1 <= number <= len(buttons):
                     await api.press(bot_messages[-1], buttons[number - 1])
+            elif line.startswith("@"):  # "@bot question": an inline query, as typed in any chat
+                await api.inline_query(line.partition(" ")[2])
             elif line.strip():
                 await api.send_text(line)
     except EOFError:

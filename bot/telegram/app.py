@@ -22,6 +22,7 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -35,6 +36,7 @@ from bot.feedback import FeedbackLog
 from bot.service import StorybotService
 from bot.telegram import handlers
 from bot.telegram.delivery import MessageRateLimiter
+from bot.telegram.inline import InlineCache
 from bot.telegram.state import STATE_FILE, JsonPersistence, retire_old_pickle
 from bot.telegram.webhook import guard_webhook_logs, new_secret_token, webhook_path
 
@@ -69,6 +71,7 @@ async def watch_corpus(application: Application, service: StorybotService) -> No
         try:
             if await asyncio.to_thread(service.refresh_if_stale):
                 application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
+                application.bot_data["inline_cache"].clear()  # answers may differ now
         except StorybotError as error:
             log.error("could not rebuild the index, still answering from the old one: %s", error)
         except Exception:  # a bug must not stop the watching, nor the bot
@@ -100,6 +103,7 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     )
     application.bot_data["service"] = service
     application.bot_data["feedback"] = FeedbackLog(settings.data_dir)
+    application.bot_data["inline_cache"] = InlineCache()
 
     messages, private, groups = filters.UpdateType.MESSAGE, filters.ChatType.PRIVATE, filters.ChatType.GROUPS
     application.add_handler(TypeHandler(Update, handlers.allow_list_gate), group=-1)
@@ -113,6 +117,7 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     application.add_handler(MessageHandler(messages & groups & filters.TEXT & ~filters.COMMAND, handlers.group_text))
     application.add_handler(MessageHandler(messages & private & ~filters.TEXT & ~filters.COMMAND, handlers.not_text))
     application.add_handler(CallbackQueryHandler(handlers.button))
+    application.add_handler(InlineQueryHandler(handlers.inline_query))
     application.add_error_handler(handlers.error_handler)
     return application
 

@@ -9,9 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQuery,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    Message,
+    MessageEntity,
+    Update,
+)
 from telegram.constants import ChatAction, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.answering.answer import Answer
@@ -21,6 +31,14 @@ from bot.indexing.index import DocumentInfo
 from bot.service import StorybotService
 from bot.telegram.delivery import edit_html, edit_markup, reply_text, send_html, with_retries
 from bot.telegram.format import TELEGRAM_MESSAGE_LIMIT, escape, render_answer, render_context, split_html
+from bot.telegram.inline import (
+    INLINE_CACHE_SECONDS,
+    INLINE_PAUSE_SECONDS,
+    InlineCache,
+    cache_key,
+    read_inline_query,
+    result_article,
+)
 from bot.telegram.state import (
     load_session,
     record_vote,
@@ -73,6 +91,11 @@ async def allow_list_gate(update: object, context: ContextTypes.DEFAULT_TYPE) ->
     allowed = _settings(context).allowed_chat_ids
     if allowed is None or not isinstance(update, Update):
         return
+    if update.inline_query:  # no chat yet: the user must be on the list (a user's id is their private chat's)
+        if update.inline_query.from_user.id in allowed:
+            return
+        await _answer_inline(update.inline_query, [])
+        raise ApplicationHandlerStop
     chat = update.effective_chat
     if chat is not None and chat.id in allowed:
         return
@@ -273,6 +296,68 @@ async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, photos, voice...: a one-line hint."""
     if update.effective_message:
         await reply_text(update.effective_message, "I can only read text: please type your question.")
+
+
+# -- inline mode: "@bot question" in any chat ------------------------------------------------------
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer `@bot [key:] question` with cited results to share; ignore text that is no question yet."""
+    query = update.inline_query
+    if query is None:
+        return
+    # Queries come per keystroke; only the user's newest is answered. Noted before the first await, so
+    # in the order the queries came.
+    latest: dict[int, str] = context.bot_data.setdefault("inline_latest", {})
+    latest[query.from_user.id] = query.id
+    service, settings = _service(context), _settings(context)
+    asked = read_inline_query(query.query)
+    if not asked.question or await asyncio.to_thread(service.check, asked.question) is not None:
+        await _answer_inline(query, [], personal=False)
+        return
+    cache: InlineCache = context.bot_data["inline_cache"]
+    key = cache_key(asked)
+    cached = cache.get(key)
+    if cached is not None:  # re-typed or asked by someone else: no model run, no rate-limit token
+        await _answer_inline(query, cached, personal=settings.allowed_chat_ids is not None)
+        return
+    # Wait for typing to pause: a timer by nature, as no event says "the next keystroke never came".
+    await asyncio.sleep(INLINE_PAUSE_SECONDS)
+    if latest.get(query.from_user.id) != query.id:
+        return  # the user typed on; Telegram's client shows only the newest query's answer
+    if context.user_data is not None:
+        # No queue inline: the client gives up on an answer within seconds.
+        turn = take_turn(context.user_data, settings.rate_limit_per_minute, settings.rate_limit_burst, queue_seconds=0)
+        if not turn.admitted:
+            button = InlineQueryResultsButton(
+                text=f"⏳ Too many questions: try again in {turn.wait:.0f} s", start_parameter="help"
+            )
+            await _answer_inline(query, [], button=button)
+            return
+    answer = await service.ask_async(asked.question)
+    title = answer.citations[0].title if answer.answered and answer.citations else None
+    results = [result_article(answer, title, key)]
+    cache.put(key, results)
+    await _answer_inline(query, results, personal=settings.allowed_chat_ids is not None)
+
+
+async def _answer_inline(
+    query: InlineQuery,
+    results: list[InlineQueryResultArticle],
+    personal: bool = True,
+    button: InlineQueryResultsButton | None = None,
+) -> None:
+    """answerInlineQuery; `personal` keeps Telegram from showing these results to other users.
+
+    A query the user has typed past may be too old to answer by now: that is not an error.
+    """
+    cache_time = INLINE_CACHE_SECONDS if results else 0
+    try:
+        await with_retries(lambda: query.answer(results, cache_time=cache_time, is_personal=personal, button=button))
+    except BadRequest as error:
+        if "query is too old" not in str(error).lower():
+            raise
+        log.info("an inline query expired before its answer (%s)", error)
 
 
 # -- buttons ------------------------------------------------------------------------------------------
