@@ -137,6 +137,7 @@ class QuestionAnalysis:
     missing_attribute: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
     header_role: str | None = None  # "date", "outlet", "title": a fact of the article's header is asked for
+    scoped: bool = False  # asked within one story: `documents` is that story, whatever the question names
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,12 @@ class Retriever:
         self.vocabulary = self.lexical.vocabulary
         self._rare = RareWords(getattr(embedder, "common_words", frozenset()))
 
-    def analyse(self, question: str) -> QuestionAnalysis:
-        """Words, entities and kind of a question, worked out once for retrieval, the scorer and spans."""
+    def analyse(self, question: str, scope: frozenset[str] | None = None) -> QuestionAnalysis:
+        """Words, entities and kind of a question, worked out once for retrieval, the scorer and spans.
+
+        With a `scope` (the articles of one story), the question is read as if they were the whole corpus:
+        a name only other stories mention is unknown to it.
+        """
         corrections: dict[str, str] = {}
         terms = []
         for word in content_words(question):
@@ -192,18 +197,20 @@ class Retriever:
         phrases = [tuple(self.lexical.correct(normalize_word(w)) for w in p) for p in written]
         entities = tuple(" ".join(p) for p in phrases)
         # Unknown names are reported as the user wrote them.
-        unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self.vocabulary.mentions(p))
+        unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self._mentions(p, scope))
         # Typed in lower case, a name is only visible as a rare word the articles never use: "what did zelensky say".
         named = {normalize_word(w) for p in written for w in p}
         absent = [
             w
             for w in dict.fromkeys(content_words(question))
-            if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None
+            if w not in named and not self._uses(self.lexical.correct(w), scope)
         ]
         # Each rare-word lookup scans the model's 30,000-word vocabulary (about 2 ms): unbounded, a long
         # line of made-up words took seconds. A few suffice to tell that the question names the unknown.
         unknown += tuple(w for w in absent[:RARE_WORD_LOOKUPS] if self._rare.is_rare(w))
-        documents, unrelated = self._documents_about(written, phrases, terms)
+        # A story's scope is the fixed set of articles to answer from: what the question names is checked
+        # against it above (unknown names) rather than used to pick articles.
+        documents, unrelated = (scope, ()) if scope is not None else self._documents_about(written, phrases, terms)
         stems_ = tuple(dict.fromkeys(stem(t) for t in terms))
         focus_match = _FOCUS.match(question)
         focus = None
@@ -230,6 +237,7 @@ class Retriever:
             corrections=corrections,
             documents=documents,
             unrelated=unrelated,
+            scoped=scope is not None,
         )
 
     def knows(self, word: str) -> bool:
@@ -238,6 +246,12 @@ class Retriever:
         if not normal or normal in STOPWORDS:
             return False
         return self.vocabulary.form(self.lexical.correct(normal)) is not None
+
+    def _mentions(self, phrase: tuple[str, ...], documents: frozenset[str] | None) -> bool:
+        """Whether the articles (all of them, or those given) mention a name."""
+        if documents is None:
+            return self.vocabulary.mentions(phrase)
+        return bool(self.lexical.documents_mentioning(phrase) & documents)
 
     def _uses(self, word: str, documents: frozenset[str] | None) -> bool:
         """Whether the articles (all of them, or those named) use a word in some form."""
@@ -299,9 +313,9 @@ class Retriever:
             allowed &= docs
         return allowed, ()
 
-    def search(self, question: str, limit: int = 8) -> Retrieval:
-        """Rank passages and sentences for a question."""
-        analysis = self.analyse(question)
+    def search(self, question: str, limit: int = 8, scope: frozenset[str] | None = None) -> Retrieval:
+        """Rank passages and sentences for a question (only from the articles in `scope`, when given)."""
+        analysis = self.analyse(question, scope)
         query = self.embedder.encode([question])[0]
         return self.search_vector(analysis, query, limit)
 

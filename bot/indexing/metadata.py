@@ -330,6 +330,18 @@ class MetadataStore:
             length=length,
         )
 
+    def document_headers(self) -> list[tuple[str, str, str | None, str | None]]:
+        """(name, title, outlet, date) of every document: what a list of the stories shows."""
+        return [
+            (
+                self._text(name, "document name"),
+                self._text(title, "title"),
+                self._optional_text(outlet),
+                self._optional_text(date),
+            )
+            for name, title, outlet, date in self._query("SELECT name, title, outlet, date FROM documents ORDER BY id")
+        ]
+
     def sentences(self, ids: Iterable[int]) -> dict[int, SentenceRow]:
         """Sentence rows by id, each checked against its paragraph; IndexDamagedError names a bad one."""
         found: dict[int, SentenceRow] = {}

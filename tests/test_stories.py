@@ -1,0 +1,154 @@
+"""Stories: keys from file names, the catalogue (newest first, by key, by words) and questions within one story."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from bot.answering.answer import Answer
+from bot.answering.stories import Story, StoryCatalogue, parse_date
+from bot.errors import UnknownStoryError
+from bot.indexing.corpus import story_key, story_keys
+from bot.service import StorybotService
+
+SEED_KEY = "cgtn-putin-nato-talks"
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("cgtn-putin-nato-talks.txt", "cgtn-putin-nato-talks"),
+        ("chess_final.md", "chess_final"),
+        ("x.txt", "x"),
+        ("a" * 64 + ".md", "a" * 64),
+        ("a" * 65 + ".md", None),  # over Telegram's 64 characters
+        ("my story.txt", None),
+        ("a.b.txt", None),  # the dot left in the stem
+        (".txt", None),
+        (".hidden.txt", None),
+        ("café.txt", None),  # Telegram's payload is ASCII letters and digits only
+        ("tab\there.txt", None),
+        ("new\nline.txt", None),
+        ("\x1b[31mred.txt", None),
+        ("ключ.txt", None),
+    ],
+)
+def test_a_story_key_is_the_file_name_without_extension_when_telegram_safe(name: str, key: str | None) -> None:
+    assert story_key(name) == key
+
+
+def test_files_sharing_a_key_get_none_and_each_problem_is_one_plain_line() -> None:
+    keys, problems = story_keys(["a.txt", "a.md", "b c.txt", "ok.txt", "\x1b[2Jodd name.txt"])
+    assert keys == {"ok.txt": "ok"}
+    assert len(problems) == 3
+    assert all("\n" not in line and "\x1b" not in line for line in problems)
+    collision = next(line for line in problems if "a.md" in line)
+    assert "a.txt" in collision and "'a'" in collision
+    assert any("b c.txt" in line for line in problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("09:01, 15-Dec-2021", datetime.date(2021, 12, 15)),
+        ("18 November 2024", datetime.date(2024, 11, 18)),
+        ("3 March 2025", datetime.date(2025, 3, 3)),
+        ("2024-06-12T10:00", datetime.date(2024, 6, 12)),
+        ("December 5, 2026", datetime.date(2026, 12, 5)),
+        ("Sept. 9th, 2020", datetime.date(2020, 9, 9)),
+        ("31 February 2024", None),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_header_dates_are_read_when_they_give_a_day(text: str | None, date: datetime.date | None) -> None:
+    assert parse_date(text) == date
+
+
+CATALOGUE = StoryCatalogue(
+    [
+        ("old.txt", "Old news about the harbour", "Gazette", "1 May 2001"),
+        ("new.txt", "New tram line approved", "Herald", "2 May 2024"),
+        ("undated.txt", "A story without a date", None, None),
+        ("mid.md", "Harbour reopens after the storm", "Coast Gazette", "2010-01-01"),
+        ("bad name.txt", "Unkeyed", None, None),
+    ]
+)
+
+
+def test_the_catalogue_lists_keyed_stories_newest_first_undated_last() -> None:
+    assert [s.key for s in CATALOGUE.stories] == ["new", "mid", "old", "undated"]
+    assert CATALOGUE.get("mid") == Story(
+        "mid", "Harbour reopens after the storm", "Coast Gazette", "2010-01-01", "mid.md"
+    )
+    assert CATALOGUE.of_document("bad name.txt") is None and len(CATALOGUE.problems) == 1
+
+
+@pytest.mark.parametrize("key", ["nwe", "", " ", "bad name", "x" * 500, "\x1b[31m", "NEW"])
+def test_an_unknown_key_says_so_in_one_line_with_the_closest_keys(key: str) -> None:
+    with pytest.raises(UnknownStoryError) as raised:
+        CATALOGUE.get(key)
+    message = str(raised.value)
+    assert message.startswith('No story "') and "\n" not in message and "\x1b" not in message and len(message) < 200
+    assert raised.value.exit_code == 2
+    assert all(CATALOGUE.get(close) for close in raised.value.closest)
+    if key == "nwe":
+        assert raised.value.closest[0] == "new" and "Closest: new" in message
+
+
+def test_story_search_finds_words_of_headline_outlet_and_key() -> None:
+    assert [s.key for s in CATALOGUE.search("harbour")] == ["mid", "old"]  # both hold it: newest first
+    assert [s.key for s in CATALOGUE.search("harbour storm")][0] == "mid"  # holds both words
+    assert [s.key for s in CATALOGUE.search("herald")] == ["new"]
+    assert [s.key for s in CATALOGUE.search("trams")] == ["new"]  # by stem
+    assert CATALOGUE.search("the of") == [] and CATALOGUE.search("") == [] and CATALOGUE.search("zebra") == []
+
+
+# -- through the service, over the seed and the fixture articles --------------------------------------------
+
+
+def test_the_service_lists_every_article_as_a_story_newest_first(fixture_service: StorybotService) -> None:
+    stories = fixture_service.stories()
+    assert len(stories) == len(fixture_service.documents)
+    assert stories[0].key == "harbour-reopens" and stories[-1].key == SEED_KEY
+    seed = fixture_service.story(SEED_KEY)
+    assert seed.doc == "cgtn-putin-nato-talks.txt" and seed.outlet == "CGTN" and "Putin" in seed.title
+    assert fixture_service.search_stories("chess")[0].key == "chess-final"
+    with pytest.raises(UnknownStoryError, match="Closest: cgtn-putin-nato-talks"):
+        fixture_service.story("putn-nato-talks")
+
+
+def test_a_scoped_question_is_answered_only_from_its_story(fixture_service: StorybotService) -> None:
+    # The harbour has its own story; asked within the chess story, nothing of the harbour's may be quoted.
+    for key in ("chess-final", SEED_KEY, "harbour-reopens"):
+        doc = fixture_service.story(key).doc
+        for question in ("When did the harbour reopen?", "Who won?", "What did Putin say?"):
+            answer = fixture_service.ask(question, story=key)
+            assert answer.citations and {c.doc for c in answer.citations} == {doc}, (key, question)
+
+
+def test_a_scoped_refusal_names_this_story(fixture_service: StorybotService) -> None:
+    # Putin is in the archive, but not in the chess story.
+    answer = fixture_service.ask("What did Putin say about Lev Antonov?", story="harbour-reopens")
+    assert not answer.answered
+    assert answer.shown.reason is not None and answer.shown.reason.startswith("This story doesn't mention")
+    unscoped = fixture_service.ask("What did Zelensky say?")
+    assert unscoped.shown.reason == "The article doesn't mention Zelensky."
+    assert fixture_service.ask("What did Zelensky say?", story=SEED_KEY).shown.reason == (
+        "This story doesn't mention Zelensky."
+    )
+
+
+def test_an_unknown_story_is_an_error_not_an_answer(fixture_service: StorybotService) -> None:
+    for key in ("nope", "", "../etc/passwd", "x" * 1000):
+        with pytest.raises(UnknownStoryError):
+            fixture_service.ask("What did Putin say?", story=key)
+
+
+def test_stories_appear_in_json_only_when_there_are_some() -> None:
+    plain = Answer(question="q", answered=False, text=None, citations=[])
+    assert list(plain.to_json()) == ["question", "answered", "answer", "citations"]
+    asking = Answer(question="q", answered=False, text=None, citations=[], stories=[CATALOGUE.get("new")])
+    assert asking.to_json()["stories"] == [{"key": "new", "title": "New tram line approved"}]
