@@ -12,6 +12,8 @@ from bot.errors import UnknownStoryError
 from bot.indexing.corpus import story_key, story_keys
 from bot.service import StorybotService
 
+from .conftest import DEV_QUESTIONS, read_jsonl
+
 SEED_KEY = "cgtn-putin-nato-talks"
 
 
@@ -152,3 +154,20 @@ def test_stories_appear_in_json_only_when_there_are_some() -> None:
     assert list(plain.to_json()) == ["question", "answered", "answer", "citations"]
     asking = Answer(question="q", answered=False, text=None, citations=[], stories=[CATALOGUE.get("new")])
     assert asking.to_json()["stories"] == [{"key": "new", "title": "New tram line approved"}]
+
+
+def test_within_its_story_a_question_is_answered_as_by_the_story_alone(
+    seed_service: StorybotService, fixture_service: StorybotService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The archive around a story must not change its answers: retrieval, weights and the reader's candidates
+    # are the story's own. FAISS's nearest neighbours are also taken away, as in a large archive where all
+    # of them can belong to other stories.
+    index = fixture_service.index
+    monkeypatch.setattr(index.chunk_vectors, "search", lambda query, k: [])
+    monkeypatch.setattr(index.sentence_vectors, "search", lambda query, k: [])
+    questions = [case["q"] for case in read_jsonl(DEV_QUESTIONS)][::3]  # a spread of kinds, refusals too
+    for question in questions:
+        alone, scoped = seed_service.ask(question), fixture_service.ask(question, story=SEED_KEY)
+        assert (scoped.answered, scoped.text) == (alone.answered, alone.text), question
+        assert scoped.trace.confidence == pytest.approx(alone.trace.confidence, abs=1e-5), question
+        assert [c.to_json() for c in scoped.citations] == [c.to_json() for c in alone.citations], question

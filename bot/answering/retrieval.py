@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from bot.answering.lexical import LexicalIndex, RareWords
 from bot.indexing.chunking import Chunk, Sentence
 from bot.indexing.embedding import Embedder
 from bot.indexing.index import StoredIndex
-from bot.indexing.metadata import SentenceRow
+from bot.indexing.metadata import MetadataStore, SentenceRow
 from bot.indexing.store import VectorStore
 from bot.indexing.terms import STOPWORDS, content_words, is_english_word, is_figure, normalize_word, stem, words
 
@@ -192,7 +193,7 @@ class Retriever:
             if corrected not in self.vocabulary.words:
                 corrected = self.vocabulary.form(corrected) or corrected  # "finland" is written "finnish"
             terms.append(corrected)
-        terms = self._name_officials(terms, corrections)
+        terms = self._name_officials(terms, corrections, scope)
         written = question_entities(question)
         phrases = [tuple(self.lexical.correct(normalize_word(w)) for w in p) for p in written]
         entities = tuple(" ".join(p) for p in phrases)
@@ -259,13 +260,15 @@ class Retriever:
             return self.vocabulary.form(word) is not None
         return bool(self.lexical.documents_with_form(word) & documents)
 
-    def _name_officials(self, terms: list[str], corrections: dict[str, str]) -> list[str]:
+    def _name_officials(
+        self, terms: list[str], corrections: dict[str, str], scope: frozenset[str] | None = None
+    ) -> list[str]:
         """ "the deputy foreign minister" -> "ryabkov", when the articles name exactly one such official.
 
         A qualifier in the question ("Finnish", "U.S.") picks among officials with the same title.
         """
         stems_ = {stem(t) for t in terms}
-        matches = [o for o in self.index.metadata.officials(stems_) if o.title <= stems_]
+        matches = [o for o in self.index.metadata.officials(stems_, scope) if o.title <= stems_]
         if not matches:
             return terms
         best = max(len(o.qualifiers & stems_) for o in matches)
@@ -321,9 +324,13 @@ class Retriever:
 
     def search_vector(self, analysis: QuestionAnalysis, query: np.ndarray, limit: int = 8) -> Retrieval:
         """The ranking step, given an already-encoded question."""
-        dense_chunk = dict(self.index.chunk_vectors.search(query, DENSE_CANDIDATES))
-        bm25_rank = self.lexical.chunk_ranks(analysis.stems, BM25_CANDIDATES)
-        if analysis.documents is not None:
+        story = self._story(analysis, query) if analysis.scoped and analysis.documents is not None else None
+        if story is not None:
+            dense_chunk, bm25_rank = dict(story.dense_chunks), story.bm25_rank
+        else:
+            dense_chunk = dict(self.index.chunk_vectors.search(query, DENSE_CANDIDATES))
+            bm25_rank = self.lexical.chunk_ranks(analysis.stems, BM25_CANDIDATES)
+        if analysis.documents is not None and story is None:
             # Ranked among the chunks of the articles the question is about, not among every article's:
             # a passage's rank, and the scores built on it, should not depend on how large the archive
             # around its article is.
@@ -340,15 +347,20 @@ class Retriever:
         }
         top_fused = max(fused.values(), default=1.0) or 1.0
 
-        weights = self.lexical.idfs(analysis.stems)
-        if analysis.focus in weights and analysis.focus in self.vocabulary.stems:
+        weights = story.idfs(analysis.stems) if story else self.lexical.idfs(analysis.stems)
+        known_stems = story.stems if story else self.vocabulary.stems
+        if analysis.focus in weights and analysis.focus in known_stems:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
 
-        rows, sentence_dense = self._candidates(query, fused, analysis.documents)
-        # Every candidate's chunk gets its real cosine, not -1 for missing FAISS's top DENSE_CANDIDATES: in a
-        # large archive, that cut falls between a passage and its neighbours by accident.
-        _add_cosines(dense_chunk, self.index.chunk_vectors, {row.chunk_id for row in rows.values()}, query)
+        if story is not None:
+            rows, sentence_dense = story.candidates(fused)
+            dense_chunk = dict(story.chunk_cosines)
+        else:
+            rows, sentence_dense = self._candidates(query, fused, analysis.documents)
+            # Every candidate's chunk gets its real cosine, not -1 for missing FAISS's top DENSE_CANDIDATES: in
+            # a large archive, that cut falls between a passage and its neighbours by accident.
+            _add_cosines(dense_chunk, self.index.chunk_vectors, {row.chunk_id for row in rows.values()}, query)
         scored = []
         for sentence_id, row in rows.items():
             chunk_id = row.chunk_id
@@ -371,6 +383,29 @@ class Retriever:
         passages = [Passage(chunks[c], best_in_chunk[c]) for c in order]
         return Retrieval(analysis, passages, scored[: limit * 3])
 
+    def _story(self, analysis: QuestionAnalysis, query: np.ndarray) -> _Story:
+        """Every passage of the story asked within, ranked and weighed as an index of that story alone would.
+
+        A story is small (tens of chunks), so its vectors are read by id and all compared with the question:
+        FAISS's nearest neighbours in a large archive may hold none of them.
+        """
+        assert analysis.documents is not None
+        metadata = self.index.metadata
+        chunk_ids, sentence_ids = metadata.passage_ids(analysis.documents)
+        chunk_cosines = _cosines(self.index.chunk_vectors, chunk_ids, query)
+        terms = MetadataStore.of_chunk_terms(metadata.chunk_terms(chunk_ids))
+        try:
+            bm25 = terms.bm25_chunks(analysis.stems, BM25_CANDIDATES)
+        finally:
+            terms.close()
+        return _Story(
+            chunk_cosines=chunk_cosines,
+            dense_chunks=sorted(chunk_cosines.items(), key=lambda item: (-item[1], item[0]))[:DENSE_CANDIDATES],
+            bm25_rank={chunk_id: rank for rank, (chunk_id, _) in enumerate(bm25, start=1)},
+            rows=metadata.sentences(sentence_ids),
+            sentence_cosines=_cosines(self.index.sentence_vectors, sentence_ids, query),
+        )
+
     def _candidates(
         self, query: np.ndarray, fused: dict[int, float], documents: frozenset[str] | None
     ) -> tuple[dict[int, SentenceRow], dict[int, float]]:
@@ -387,6 +422,40 @@ class Retriever:
         rows = {i: row for i, row in sorted(rows.items()) if documents is None or row.sentence.doc in documents}
         _add_cosines(dense, self.index.sentence_vectors, rows.keys(), query)
         return rows, dense
+
+
+@dataclass(frozen=True)
+class _Story:
+    """The passages of the story a question is asked within, with what ranking them needs."""
+
+    chunk_cosines: dict[int, float]  # every chunk of the story
+    dense_chunks: list[tuple[int, float]]  # the nearest, best first, as FAISS over the story alone returns them
+    bm25_rank: dict[int, int]
+    rows: dict[int, SentenceRow]  # every sentence of the story
+    sentence_cosines: dict[int, float]
+
+    @property
+    def stems(self) -> set[str]:
+        return {s for row in self.rows.values() for s in row.stems}
+
+    def idfs(self, stems_: Iterable[str]) -> dict[str, float]:
+        """Inverse sentence frequency within the story: the same weights as an index of it alone gives."""
+        counts = Counter(s for row in self.rows.values() for s in row.stems)
+        return LexicalIndex.inverse_frequencies(stems_, counts, len(self.rows))
+
+    def candidates(self, fused: dict[int, float]) -> tuple[dict[int, SentenceRow], dict[int, float]]:
+        """`Retriever._candidates` within the story: the closest sentences and those of the best fused chunks."""
+        nearest = sorted(self.sentence_cosines, key=lambda i: (-self.sentence_cosines[i], i))[:SENTENCE_CANDIDATES]
+        top_chunks = set(sorted(fused, key=lambda c: (-fused[c], c))[:CHUNK_CANDIDATES])
+        ids = set(nearest) | {i for i, row in self.rows.items() if row.chunk_id in top_chunks}
+        return {i: self.rows[i] for i in sorted(ids)}, self.sentence_cosines
+
+
+def _cosines(store: VectorStore, ids: list[int], query: np.ndarray) -> dict[int, float]:
+    """The cosine to the query of each id's vector (read by id, not searched)."""
+    if not ids:
+        return {}
+    return {item: float(vector @ query) for item, vector in zip(ids, store.get(ids), strict=True)}
 
 
 def _add_cosines(cosines: dict[int, float], store: VectorStore, ids: Iterable[int], query: np.ndarray) -> None:
