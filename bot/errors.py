@@ -51,7 +51,7 @@ class UnknownStoryError(StorybotError):
         self.closest = closest
         shown = printable(key, keep_newlines=False)
         shown = shown if len(shown) <= 70 else shown[:67] + "..."
-        message = f'No story "{shown}".'
+        message = f'No story "{shown}".' if shown.strip() else "No story key given."
         if closest:
             message += " Closest: " + ", ".join(closest) + "."
         super().__init__(message)

@@ -194,6 +194,10 @@ class StorybotService:
         """The story with this key; UnknownStoryError names the closest keys when none has it."""
         return self._loaded.stories.get(key)
 
+    def story_problems(self) -> list[str]:
+        """A plain line for each corpus file that has no story key, saying why."""
+        return list(self._loaded.stories.problems)
+
     def search_stories(self, words: str) -> list[Story]:
         """Stories whose headline, outlet or key hold the words, best first."""
         return self._loaded.stories.search(words)

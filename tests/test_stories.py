@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from bot.answering.answer import Answer
 from bot.answering.stories import Story, StoryCatalogue, parse_date
+from bot.cli import main
+from bot.console import Style, run_chat
 from bot.errors import UnknownStoryError
 from bot.indexing.corpus import story_key, story_keys
 from bot.service import StorybotService
 
-from .conftest import DEV_QUESTIONS, read_jsonl
+from .conftest import DEV_QUESTIONS, FIXTURE_CORPUS, SEED_ARTICLE, CliRunner, make_settings, read_jsonl
 
 SEED_KEY = "cgtn-putin-nato-talks"
 
@@ -93,7 +98,7 @@ def test_an_unknown_key_says_so_in_one_line_with_the_closest_keys(key: str) -> N
     with pytest.raises(UnknownStoryError) as raised:
         CATALOGUE.get(key)
     message = str(raised.value)
-    assert message.startswith('No story "') and "\n" not in message and "\x1b" not in message and len(message) < 200
+    assert message.startswith("No story") and "\n" not in message and "\x1b" not in message and len(message) < 200
     assert raised.value.exit_code == 2
     assert all(CATALOGUE.get(close) for close in raised.value.closest)
     if key == "nwe":
@@ -171,3 +176,122 @@ def test_within_its_story_a_question_is_answered_as_by_the_story_alone(
         assert (scoped.answered, scoped.text) == (alone.answered, alone.text), question
         assert scoped.trace.confidence == pytest.approx(alone.trace.confidence, abs=1e-5), question
         assert [c.to_json() for c in scoped.citations] == [c.to_json() for c in alone.citations], question
+
+
+# -- the command line and the console ------------------------------------------------------------------------
+
+
+def _two_story_corpus(tmp_path: Path) -> Path:
+    """The seed, the chess and harbour stories, and two files that get no key."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_ARTICLE, corpus)
+    for name in ("chess-final.md", "harbour-reopens.md"):
+        shutil.copy(FIXTURE_CORPUS / name, corpus)
+    (corpus / "bad name.txt").write_text("Odd file\n\nA story whose file name has a space in it.\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_stories_and_story_keys_on_the_command_line(tmp_path: Path, cli: CliRunner) -> None:
+    settings = make_settings(_two_story_corpus(tmp_path))
+    listed = cli(["stories", "--json"], settings)
+    assert listed.returncode == 0
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["key"] for r in rows] == ["harbour-reopens", "chess-final", SEED_KEY]  # newest first
+    assert all(list(r) == ["key", "title", "outlet", "date"] for r in rows)
+    assert "No story key for bad name.txt" in listed.stderr  # named once, as the index was built
+    plain = cli(["stories"], settings)
+    assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 3 and "[chess-final]" in plain.stdout
+
+    scoped = cli(["ask", "--json", "--story", "chess-final", "Who won?"], settings)
+    assert scoped.returncode == 0
+    assert {c["doc"] for c in json.loads(scoped.stdout)["citations"]} == {"chess-final.md"}
+
+    unknown = cli(["ask", "--story", "chess-finale", "Who won?"], settings)
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert 'No story "chess-finale". Closest: chess-final' in unknown.stderr
+    for key in ("", "bad name", "\x1b[31mx"):
+        odd = cli(["ask", "--story", key, "Who won?"], settings)
+        assert odd.returncode == 2 and "No story" in odd.stderr and "\x1b" not in odd.stderr, key
+
+    lines = [
+        {"q": "Who won?", "story": "chess-final"},
+        {"q": "Who won?", "story": "nope"},
+        {"q": "Who won?", "story": 5},
+        {"q": "Who won?", "story": ["chess-final"]},
+        {"q": "When did the harbour reopen?", "story": "harbour-reopens"},
+    ]
+    batch = cli(["ask", "--json"], settings, stdin="\n".join(json.dumps(line) for line in lines))
+    assert batch.returncode == 0
+    out = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert len(out) == len(lines)
+    assert {c["doc"] for c in out[0]["citations"]} == {"chess-final.md"} and "error" not in out[0]
+    assert out[1]["error"].startswith('No story "nope".') and out[1]["answered"] is False
+    assert '"story" is not a story key' in out[2]["error"] and '"story" is not a story key' in out[3]["error"]
+    assert {c["doc"] for c in out[4]["citations"]} == {"harbour-reopens.md"}
+
+    chat = cli(["--story", "nope"], settings, stdin="Who won?\n")
+    assert chat.returncode == 2 and 'No story "nope"' in chat.stderr
+
+
+def test_the_console_story_command_lists_searches_picks_and_leaves(fixture_service: StorybotService) -> None:
+    lines = iter(
+        [
+            "story",
+            "2",  # the second newest story
+            "Who won?",
+            "story harbour",  # one match: picked at once
+            "When did it reopen?",
+            "story a",  # no word to search for
+            "story zebra",
+            "story all",
+            "What did Putin say?",
+        ]
+    )
+    said: list[str] = []
+
+    def read_line(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    run_chat(fixture_service, read_line, said.append, Style(enabled=False))
+    text = "\n".join(said)
+    assert "Asking about every story." in said[1] and "Newest stories:" in said[1]
+    assert "  1. Storm-hit harbour" in said[1] and "  2. Teenager wins national chess final" in said[1]
+    assert said[2].startswith("Asking about: Teenager wins") and "[chess-final]" in said[2]
+    assert "chess-final.md" in said[3] and "harbour-reopens.md" not in said[3]
+    assert said[4].startswith("Asking about: Storm-hit harbour")
+    assert "harbour-reopens.md" in said[5] and "chess-final.md" not in said[5]
+    assert "No story's headline holds 'a'" in said[6] and "No story's headline holds 'zebra'" in said[7]
+    assert said[8] == "Asking about every story."
+    assert "cgtn-putin-nato-talks.txt" in said[9]
+    assert "Traceback" not in text
+
+
+def test_the_console_opens_within_a_story(fixture_service: StorybotService) -> None:
+    said: list[str] = []
+    lines = iter(["When did the harbour reopen?", "story"])
+
+    def read_line(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    run_chat(fixture_service, read_line, said.append, Style(enabled=False), story=fixture_service.story("chess-final"))
+    assert "ask about: Teenager wins national chess final" in said[0] and "Putin" not in said[0]
+    assert "harbour-reopens.md" not in said[1]
+    assert said[2].startswith("Asking about: Teenager wins")
+
+
+def test_help_names_the_stories_command_and_the_story_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "    stories " in out and "--story KEY" in out
+    with pytest.raises(SystemExit):
+        main(["ask", "--help"])
+    out = capsys.readouterr().out
+    assert "--story KEY" in out and '"story": "key"' in out
