@@ -6,6 +6,7 @@ stories, with the real model, for the whole module; each test uses its own user 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -161,3 +162,170 @@ def test_reading_inline_queries() -> None:
     assert read_inline_query("Note: who spoke?") == InlineQuestion("Note", "who spoke?")  # key-shaped: tried as one
     assert cache_key(InlineQuestion(None, "Who SPOKE ?")) == cache_key(InlineQuestion(None, "who spoke"))
     assert cache_key(InlineQuestion("a", "who spoke")) != cache_key(InlineQuestion(None, "who spoke"))
+
+
+# -- stories: deep links, /story, the chosen story in the chat state --------------------------------
+
+CHESS = "Teenager wins national chess final in a five-hour game"
+HARBOUR = "Storm-hit harbour in Port Alder reopens after ten days"
+
+
+def last_bot_message(bot: NewsroomBot, chat_id: int) -> int:
+    return max(i for i, m in bot.api.messages.items() if m["chat"]["id"] == chat_id and m["from"]["is_bot"])
+
+
+def buttons(params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [button for row in (params.get("reply_markup") or {}).get("inline_keyboard", []) for button in row]
+
+
+@on_the_bots_loop
+async def test_a_deep_link_opens_the_chat_on_its_story(bot: NewsroomBot) -> None:
+    chat = 901
+    await bot.api.send_text("/start chess-final", chat_id=chat, user_id=chat)  # t.me/<bot>?start=chess-final
+    opened = (await bot.api.wait_for("sendMessage", 1, chat_id=chat))[0].params
+    assert_telegram_html(opened["text"])
+    assert opened["text"].startswith(f"📰 <b>{CHESS}</b>") and "Midland Herald" in opened["text"]
+    assert "Ask me anything about this story" in opened["text"]
+    # Questions are now answered from that story alone, and each reply names it once, on top.
+    await bot.api.send_text("Who won the national chess championship?", chat_id=chat, user_id=chat)
+    reply = (await bot.api.wait_for("sendMessage", 2, chat_id=chat))[1].params["text"]
+    assert_telegram_html(reply)
+    assert reply.startswith(f"📰 <b>{CHESS}</b>\n") and reply.count("📰") == 1
+    assert "<b>Sources</b>\n" in reply  # not named again beside Sources (a quoted header line may hold it)
+    assert "Amira Haddad" in reply
+    await bot.api.send_text("What did Biden warn?", chat_id=chat, user_id=chat)
+    refusal = (await bot.api.wait_for("sendMessage", 3, chat_id=chat))[2].params["text"]
+    assert refusal.startswith(f"📰 <b>{CHESS}</b>\n") and "This story doesn't mention Biden" in refusal
+    assert "sanctions" not in refusal  # the seed article is out of scope, not even the closest passage
+    # The story is chat state: it is in the JSON state file once persistence runs.
+    await bot.application.update_persistence()
+    state = json.loads((bot.service.settings.data_dir / "telegram_state.json").read_text())
+    assert state["chat_data"][str(chat)]["story"] == "chess-final"
+
+
+@on_the_bots_loop
+async def test_a_deep_link_with_an_unknown_key_offers_the_closest_stories(bot: NewsroomBot) -> None:
+    chat = 902
+    await bot.api.send_text("/start chess-finale", chat_id=chat, user_id=chat)
+    reply = (await bot.api.wait_for("sendMessage", 1, chat_id=chat))[0].params
+    assert_telegram_html(reply["text"])
+    assert reply["text"].startswith('No story "chess-finale". Closest: chess-final')
+    offered = buttons(reply)
+    assert offered[0]["callback_data"] == "s:chess-final" and CHESS in offered[0]["text"]
+    await bot.api.press(last_bot_message(bot, chat), offered[0]["callback_data"], user_id=chat)
+    opened = (await bot.api.wait_for("editMessageText", 1, chat_id=chat))[0].params
+    assert opened["text"].startswith(f"📰 <b>{CHESS}</b>") and not buttons(opened)
+    # Odd payloads are answered too, never a crash.
+    await bot.api.send_text("/start <&>" + "x" * 200, chat_id=chat, user_id=chat)
+    odd = (await bot.api.wait_for("sendMessage", 2, chat_id=chat))[1].params["text"]
+    assert_telegram_html(odd)
+    assert odd.startswith("No story")
+
+
+@on_the_bots_loop
+async def test_story_lists_the_newest_stories_as_buttons_and_a_press_opens_one(bot: NewsroomBot) -> None:
+    chat = 903
+    await bot.api.send_text("/story", chat_id=chat, user_id=chat)
+    listing = (await bot.api.wait_for("sendMessage", 1, chat_id=chat))[0].params
+    assert_telegram_html(listing["text"])
+    offered = buttons(listing)
+    keys = [b["callback_data"] for b in offered]
+    assert keys == ["s:" + s.key for s in bot.service.stories()]  # five stories: one page, newest first
+    assert keys[0] == "s:harbour-reopens" and all(len(k.encode()) <= 64 for k in keys)
+    await bot.api.press(last_bot_message(bot, chat), "s:harbour-reopens", user_id=chat)
+    opened = (await bot.api.wait_for("editMessageText", 1, chat_id=chat))[0].params
+    assert opened["text"].startswith(f"📰 <b>{HARBOUR}</b>")
+    notice = bot.api.calls_to("answerCallbackQuery")[-1].params
+    assert notice["text"] == f"Now asking about: {HARBOUR}"
+    await bot.api.send_text("Who is the mayor?", chat_id=chat, user_id=chat)
+    reply = (await bot.api.wait_for("sendMessage", 2, chat_id=chat))[1].params["text"]
+    assert reply.startswith(f"📰 <b>{HARBOUR}</b>\n") and "Ingrid Solberg" in reply
+    # /story now says which story the chat is on.
+    await bot.api.send_text("/story", chat_id=chat, user_id=chat)
+    again = (await bot.api.wait_for("sendMessage", 3, chat_id=chat))[2].params["text"]
+    assert f"Now asking about: 📰 <b>{HARBOUR}</b>" in again
+
+
+@on_the_bots_loop
+async def test_story_words_searches_the_headlines(bot: NewsroomBot) -> None:
+    chat = 904
+    await bot.api.send_text("/story chess", chat_id=chat, user_id=chat)
+    found = (await bot.api.wait_for("sendMessage", 1, chat_id=chat))[0].params
+    assert [b["callback_data"] for b in buttons(found)] == ["s:chess-final"]
+    await bot.api.send_text("/story zebra <b>", chat_id=chat, user_id=chat)
+    none = (await bot.api.wait_for("sendMessage", 2, chat_id=chat))[1].params
+    assert_telegram_html(none["text"])
+    assert none["text"].startswith("No story's headline has “zebra &lt;b&gt;”") and not buttons(none)
+    await bot.api.send_text("/story library-robot", chat_id=chat, user_id=chat)  # an exact key opens it
+    opened = (await bot.api.wait_for("sendMessage", 3, chat_id=chat))[2].params["text"]
+    assert opened.startswith("📰 <b>City library lends a hand")
+
+
+@on_the_bots_loop
+async def test_story_all_goes_back_to_the_whole_archive(bot: NewsroomBot) -> None:
+    chat = 905
+    await bot.api.send_text("/start chess-final", chat_id=chat, user_id=chat)
+    await bot.api.send_text("/story all", chat_id=chat, user_id=chat)
+    back = (await bot.api.wait_for("sendMessage", 2, chat_id=chat))[1].params["text"]
+    assert back == "Back to the whole archive: ask about any story."
+    await bot.api.send_text("What did Biden warn?", chat_id=chat, user_id=chat)
+    reply = (await bot.api.wait_for("sendMessage", 3, chat_id=chat))[2].params["text"]
+    assert not reply.startswith("📰") and "sanctions like he" in reply
+
+
+@on_the_bots_loop
+async def test_odd_button_data_never_crashes_a_handler(bot: NewsroomBot) -> None:
+    chat = 906
+    await bot.api.send_text("/story", chat_id=chat, user_id=chat)
+    await bot.api.wait_for("sendMessage", 1, chat_id=chat)
+    listing = last_bot_message(bot, chat)
+    before = len(bot.api.calls_to("answerCallbackQuery"))
+    odd = ["s:no-such-story", "s#0123", "w:chess-final", "sp:", "sp:-1", "sp:999", "ask:x", "", "\u0000" * 64]
+    for data in odd:
+        await bot.api.press(listing, data, user_id=chat)
+    answers = await bot.api.wait_for("answerCallbackQuery", before + len(odd))
+    texts = [a.params.get("text", "") for a in answers[before:]]
+    assert "That story is no longer in the archive; /story lists the stories." in texts
+    assert "That question is too old for this button; please ask again." in texts
+    # The bot still answers.
+    await bot.api.send_text("Who is Tomas Varga?", chat_id=chat, user_id=chat)
+    assert "librarian" in (await bot.api.wait_for("sendMessage", 2, chat_id=chat))[1].params["text"]
+
+
+@on_the_bots_loop
+async def test_an_inline_question_can_be_scoped_with_its_story_key(bot: NewsroomBot) -> None:
+    asked = "chess-final: Who won the national chess championship?"
+    answer = await _answer_to(bot, await bot.api.inline_query(asked, user_id=907))
+    result = answer["results"][0]
+    assert result["title"].startswith(f"📰 {CHESS}")
+    text = result["input_message_content"]["message_text"]
+    assert text.startswith(f"📰 <b>{CHESS}</b>\n❓ <i>Who won the national chess championship?</i>")
+    assert "Amira Haddad" in text
+    link = buttons(result)[0]
+    assert link["url"] == "https://t.me/storybot_test_bot?start=chess-final"
+    refusal = await _answer_to(bot, await bot.api.inline_query("chess-final: What did Biden warn?", user_id=907))
+    refused = refusal["results"][0]
+    assert len(refusal["results"]) == 1 and refused["title"].startswith("🤷 This story doesn't mention Biden")
+    assert refused["input_message_content"]["message_text"].startswith(f"📰 <b>{CHESS}</b>")
+    # A word before a colon that is no story's key is part of the question.
+    plain = await _answer_to(bot, await bot.api.inline_query("Harbour: who is the harbour master?", user_id=907))
+    assert "Colm Reddy" in plain["results"][0]["input_message_content"]["message_text"]
+
+
+def test_story_pages_turn_and_long_keys_fit_in_callback_data() -> None:
+    from bot.answering.stories import Story
+    from bot.telegram.stories import read_story_callback, stories_page, story_callback
+
+    stories = [Story(f"story-{n:02}", f"Headline {n}", None, None, f"story-{n:02}.txt") for n in range(12)]
+    text, markup = stories_page(stories, 1, None)
+    assert "page 2 of 3" in text and markup is not None
+    rows = markup.inline_keyboard
+    assert [row[0].callback_data for row in rows[:-1]] == [f"s:story-{n:02}" for n in range(5, 10)]
+    assert [b.callback_data for b in rows[-1]] == ["sp:0", "sp:2"]
+    assert "page 3 of 3" in stories_page(stories, 99, None)[0]  # a page past the end shows the last
+    long_key = "k" * 64
+    data = story_callback("w", long_key)
+    assert len(data.encode()) <= 64 and data.startswith("w#")
+    long_story = Story(long_key, "Long", None, None, "long.txt")
+    assert read_story_callback(data, [*stories, long_story]) == ("w", long_story)
+    assert read_story_callback("context", stories) is None

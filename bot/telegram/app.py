@@ -111,6 +111,7 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     application.add_handler(CommandHandler("help", handlers.help_command))
     application.add_handler(CommandHandler("sources", handlers.sources))
     application.add_handler(CommandHandler("reset", handlers.reset))
+    application.add_handler(CommandHandler("story", handlers.story_command))
     application.add_handler(CommandHandler("ask", handlers.ask_command))
     application.add_handler(MessageHandler(messages & filters.COMMAND, handlers.unknown_command))
     application.add_handler(MessageHandler(messages & private & filters.TEXT & ~filters.COMMAND, handlers.private_text))

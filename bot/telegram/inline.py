@@ -13,7 +13,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from telegram import InlineQueryResultArticle, InputTextMessageContent, LinkPreviewOptions
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+)
 from telegram.constants import ParseMode
 
 from bot.answering.answer import Answer
@@ -72,8 +78,17 @@ class InlineCache:
         self._entries.clear()
 
 
-def result_article(answer: Answer, title: str | None, key: str) -> InlineQueryResultArticle:
-    """One inline result: the story's title above the answer in the list, the cited answer as the message."""
+def deep_link(bot_username: str, story_key: str) -> str:
+    """The t.me link that opens a chat with the bot on this story (what a news site puts under an article)."""
+    return f"https://t.me/{bot_username}?start={story_key}"
+
+
+def result_article(answer: Answer, title: str | None, key: str, link: str | None = None) -> InlineQueryResultArticle:
+    """One inline result: the story's title above the answer in the list, the cited answer as the message.
+
+    `link` (the story's deep link) becomes a button under the shared message, so that whoever reads it
+    in a group can ask about the story too.
+    """
     if answer.answered and answer.text:
         heading, description = f"📰 {title}", clip(" ".join(answer.text.split()), 100)
     else:
@@ -90,4 +105,7 @@ def result_article(answer: Answer, title: str | None, key: str) -> InlineQueryRe
             parse_mode=ParseMode.HTML,
             link_preview_options=LinkPreviewOptions(is_disabled=True),
         ),
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("💬 Ask about this story", url=link)]])
+        if link
+        else None,
     )

@@ -290,3 +290,22 @@ def record_vote(record: Data, user_id: int, vote: str) -> bool:
         return False
     votes[str(user_id)] = vote
     return True
+
+
+# -- the story a chat is about ------------------------------------------------------------------------
+
+
+def chosen_story(chat_data: Data | None) -> str | None:
+    """The key of the story this chat asks about, or None for the whole archive."""
+    key = (chat_data or {}).get("story")
+    return key if isinstance(key, str) else None
+
+
+def choose_story(chat_data: Data, key: str | None) -> None:
+    """Ask within this story from now on (None: the whole archive); a new story starts a new conversation."""
+    if chosen_story(chat_data) != key:
+        chat_data.pop("turns", None)  # "he" in the old story is nobody in the new one
+    if key is None:
+        chat_data.pop("story", None)
+    else:
+        chat_data["story"] = key
