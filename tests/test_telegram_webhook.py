@@ -178,3 +178,11 @@ def test_webhook_url_must_be_https_except_on_this_machine(tmp_path) -> None:
         make_settings(tmp_path, webhook_url="http://bot.example/hook")
     assert make_settings(tmp_path, webhook_url="").webhook_url is None
     assert make_settings(tmp_path, webhook_url="https://bot.example/hook").webhook_port == 8443
+
+
+def test_a_webhook_url_telegram_cannot_reach_is_one_line_and_exit_code_2(tmp_path, cli) -> None:
+    result = cli(["telegram", "--webhook", "http://bot.example/hook"], make_settings(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "storybot: --webhook http://bot.example/hook: must be an https:// URL (http:// only for 127.0.0.1 or localhost)"
+    )
