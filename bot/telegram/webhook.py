@@ -48,6 +48,9 @@ class WebhookLogFilter(logging.Filter):
             record.msg, record.args = REFUSED, None
         elif text.startswith(_BODIES):
             record.msg, record.args = text.split(".")[0].split(":")[0] + " (the body is not logged)", None
+        elif record.exc_info and getattr(record.exc_info[1], "status_code", None) == 403:
+            # The refusal's traceback (tornado's HTTPError) says no more than the warning above it.
+            record.exc_info, record.exc_text = None, None
         return record.levelno >= logging.getLogger(PTB_WEBHOOK_LOGGER.rpartition(".")[0]).getEffectiveLevel()
 
 
