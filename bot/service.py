@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass, replace
 
 from bot import status
-from bot.answering.answer import Answer, Shown, compose_answer
+from bot.answering.answer import Answer, Shown, ask_which_story, compose_answer
 from bot.answering.conversation import Session, make_turn, resolve
 from bot.answering.intake import NOT_A_QUESTION, looks_like_question, question_problem
 from bot.answering.reader import CrossEncoderReader, Reader, reader_path
 from bot.answering.retrieval import Retriever
-from bot.answering.scorer import Scorer, score_candidates
+from bot.answering.scorer import Scorer, contending_documents, score_candidates
 from bot.answering.stories import Story, StoryCatalogue
 from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError, IndexError_, ModelLoadError
@@ -170,9 +170,16 @@ class StorybotService:
         retrieval = retriever.search(resolved.text, scope=scope)
         documents = retriever.index.documents
         candidates = score_candidates(retrieval, self.reader, self.scorer, documents)
-        answer = compose_answer(
-            retrieval, documents, candidates, self.threshold, self.settings.top_k, self.scorer.span_threshold
-        )
+        # Several stories about equally likely to hold the answer: ask which one rather than guess. Only
+        # stories with a key can be offered, since the choice comes back as a key.
+        contending = contending_documents(retrieval.question, candidates, self.threshold, self.scorer.calibration_error)
+        offered = [found for doc in contending if (found := loaded.stories.of_document(doc)) is not None]
+        if len(offered) >= 2:
+            answer = ask_which_story(retrieval, documents, candidates, offered, self.settings.top_k)
+        else:
+            answer = compose_answer(
+                retrieval, documents, candidates, self.threshold, self.settings.top_k, self.scorer.span_threshold
+            )
         if session is not None:
             is_span = answer.answered and answer.text != answer.shown.sentence
             session.remember(make_turn(resolved.text, answer.text, is_span, retrieval.question.unknown_entities))

@@ -176,6 +176,7 @@ def test_within_its_story_a_question_is_answered_as_by_the_story_alone(
         assert (scoped.answered, scoped.text) == (alone.answered, alone.text), question
         assert scoped.trace.confidence == pytest.approx(alone.trace.confidence, abs=1e-5), question
         assert [c.to_json() for c in scoped.citations] == [c.to_json() for c in alone.citations], question
+        assert not alone.stories and not scoped.stories  # one story: nothing to ask back
 
 
 # -- the command line and the console ------------------------------------------------------------------------
@@ -295,3 +296,52 @@ def test_help_names_the_stories_command_and_the_story_option(capsys: pytest.Capt
         main(["ask", "--help"])
     out = capsys.readouterr().out
     assert "--story KEY" in out and '"story": "key"' in out
+
+
+# -- asking back when several stories fit -------------------------------------------------------------------
+
+
+def test_a_question_that_fits_several_stories_is_asked_back(fixture_service: StorybotService) -> None:
+    # Every article has a date line: "the article" names none of them.
+    answer = fixture_service.ask("When was the article published?")
+    assert not answer.answered and answer.text is None and answer.shown.reason == "Which story do you mean?"
+    keys = [story.key for story in answer.stories]
+    assert 2 <= len(keys) <= 3 and len(set(keys)) == len(keys)
+    assert list(answer.to_json()) == ["question", "answered", "answer", "citations", "stories"]
+    assert answer.to_json()["stories"][0] == {"key": keys[0], "title": fixture_service.story(keys[0]).title}
+    # Picking one answers from it alone, without asking again.
+    picked = fixture_service.ask("When was the article published?", story=keys[1])
+    assert picked.answered and not picked.stories
+    assert {c.doc for c in picked.citations} == {fixture_service.story(keys[1]).doc}
+
+
+def test_a_question_that_names_its_story_is_answered_as_before(fixture_service: StorybotService) -> None:
+    # Names only one article has: the question picks its story itself.
+    for question in (
+        "When did the harbour in Port Alder reopen?",
+        "What did Biden warn?",
+        "Who did Amira Haddad beat?",
+    ):
+        answer = fixture_service.ask(question)
+        assert not answer.stories and answer.answered, question
+
+
+def test_the_console_offers_a_numbered_choice_and_a_number_asks_again_within_it(
+    fixture_service: StorybotService,
+) -> None:
+    said: list[str] = []
+    lines = iter(["When was the article published?", "2"])
+
+    def read_line(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    run_chat(fixture_service, read_line, said.append, Style(enabled=False))
+    assert said[1].startswith("Which story do you mean?\n  1. ") and "  2. " in said[1]
+    second = said[1].splitlines()[2]
+    key = second.rsplit("[", 1)[1].rstrip("]")
+    assert said[2] == "Type its number to ask about that story alone."
+    assert said[3].startswith("Asking about: ") and f"[{key}]" in said[3]
+    assert said[4].startswith("Answer: ") and fixture_service.story(key).doc in said[4]

@@ -13,6 +13,7 @@ from bot.answering.stories import Story
 from bot.indexing.index import DocumentInfo
 
 NOT_SAID = "The article doesn't say."
+WHICH_STORY = "Which story do you mean?"
 STORY_NOT_SAID = "This story doesn't say."
 
 
@@ -181,6 +182,27 @@ def compose_answer(
             answer_end=sentence.start + span[1],
         ),
         trace=Trace(confidence, sentence.text),
+    )
+
+
+def ask_which_story(
+    retrieval: Retrieval,
+    documents: Mapping[str, DocumentInfo],
+    candidates: list[Candidate],
+    stories: list[Story],
+    limit: int = 3,
+) -> Answer:
+    """Not an answer but a question back: the question fits these stories about equally (best first)."""
+    question = retrieval.question
+    best = candidates[0] if candidates else None
+    return Answer(
+        question=question.text,
+        answered=False,
+        text=None,
+        citations=_citations(retrieval, documents, limit, None),
+        shown=Shown(reason=WHICH_STORY, key_terms=tuple(dict.fromkeys(question.terms))),
+        trace=Trace(best.calibrated, best.scored.sentence.text) if best else Trace(),
+        stories=stories,
     )
 
 
