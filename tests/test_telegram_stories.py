@@ -312,6 +312,42 @@ async def test_an_inline_question_can_be_scoped_with_its_story_key(bot: Newsroom
     assert "Colm Reddy" in plain["results"][0]["input_message_content"]["message_text"]
 
 
+@on_the_bots_loop
+async def test_a_question_several_stories_fit_asks_which_and_a_press_answers_in_it(bot: NewsroomBot) -> None:
+    chat = 908
+    question = "When was the article published?"  # every story has a date line: which article?
+    await bot.api.send_text(question, chat_id=chat, user_id=chat)
+    ask_back = (await bot.api.wait_for("sendMessage", 1, chat_id=chat))[0].params
+    assert_telegram_html(ask_back["text"])
+    assert (
+        ask_back["text"]
+        == f"❓ <i>{question}</i>\n\nSeveral stories could answer this. <b>Which story do you mean?</b>"
+    )
+    offered = buttons(ask_back)
+    assert 2 <= len(offered) <= 3 and all(b["callback_data"].startswith("w:") for b in offered)
+    assert "w:harbour-reopens" in [b["callback_data"] for b in offered]
+    await bot.api.press(last_bot_message(bot, chat), "w:harbour-reopens", user_id=chat)
+    reply = (await bot.api.wait_for("sendMessage", 2, chat_id=chat))[1].params
+    assert_telegram_html(reply["text"])
+    assert reply["text"].startswith(f"📰 <b>{HARBOUR}</b>\n❓ <i>{question}</i>\n")
+    assert "3 March 2025" in reply["text"] and "reply_parameters" not in reply
+    # Answering within that story did not turn the chat to it.
+    await bot.api.send_text("Who is Tomas Varga?", chat_id=chat, user_id=chat)
+    assert not (await bot.api.wait_for("sendMessage", 3, chat_id=chat))[2].params["text"].startswith("📰")
+
+
+@on_the_bots_loop
+async def test_inline_a_question_several_stories_fit_gets_a_result_per_story(bot: NewsroomBot) -> None:
+    answer = await _answer_to(bot, await bot.api.inline_query("When was the article published?", user_id=909))
+    results = answer["results"]
+    assert 2 <= len(results) <= 3
+    titles = [r["input_message_content"]["message_text"].splitlines()[0] for r in results]
+    assert len(set(titles)) == len(results) and all(t.startswith("📰 <b>") for t in titles)
+    harbour = next(r for r in results if HARBOUR in r["title"])
+    assert "3 March 2025" in harbour["input_message_content"]["message_text"]
+    assert buttons(harbour)[0]["url"].endswith("?start=harbour-reopens")
+
+
 def test_story_pages_turn_and_long_keys_fit_in_callback_data() -> None:
     from bot.answering.stories import Story
     from bot.telegram.stories import read_story_callback, stories_page, story_callback
