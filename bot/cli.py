@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, IndexDamagedError, StorybotError
 
 if TYPE_CHECKING:  # imported where used: `storybot --help` and `rebuild` need no retrieval stack
+    from bot.answering.stories import Story
     from bot.service import StorybotService
 
 log = logging.getLogger("storybot")
@@ -31,6 +32,9 @@ examples:
   storybot                                   chat about the articles in corpus/
   storybot ask "What did Biden warn?"        answer one question
   storybot ask --json < questions.txt        one JSON object per stdin line
+  storybot stories                           list the stories (key, headline, outlet, date), newest first
+  storybot --story KEY                       chat about one story alone
+  storybot ask --story KEY "Who won?"        answer from one story alone
   storybot rebuild                           rebuild the index after changing corpus/
   storybot eval tests/data/dev.jsonl         score answers against expected ones
   storybot telegram                          run the Telegram bot (TELEGRAM_BOT_TOKEN in .env)
@@ -66,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--story", metavar="KEY", help="chat about this story alone (its key: see `storybot stories`)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
@@ -77,17 +82,30 @@ def _parser() -> argparse.ArgumentParser:
         "ask",
         "answer one question, or each line of stdin",
         "Answer QUESTION, or each stdin line when no question is given, with one model load for all.\n"
-        'A stdin line may be {"q": "...", "session": "id"}: lines of one session share follow-up history.',
+        'A stdin line may be {"q": "...", "session": "id", "story": "key"}: lines of one session share\n'
+        "follow-up history; a line with a story key is answered from that story alone.",
     )
     ask.add_argument("question", nargs="*", metavar="QUESTION", help="the question (omit it: one per stdin line)")
     ask.add_argument(
         "--json", action="store_true", help="print one JSON object per question (the fields are in the README)"
     )
-    command(
+    ask.add_argument(
+        "--story", dest="ask_story", metavar="KEY", help="answer from this story alone (see `storybot stories`)"
+    )
+    chat = command(
         "chat",
         "the interactive chat (the default)",
-        "Chat about the articles: follow-up questions, 'sources', 'reset', 'feedback good|bad', 'exit'.",
+        "Chat about the articles: follow-up questions, 'sources', 'story [WORDS|all]', 'reset',\n"
+        "'feedback good|bad', 'exit'.",
     )
+    chat.add_argument("--story", dest="chat_story", metavar="KEY", help="chat about this story alone")
+    stories = command(
+        "stories",
+        "list the stories: key, headline, outlet and date, newest first",
+        "List every story, newest first: its key (for --story and links), headline, outlet and date.\n"
+        "A corpus file whose name is no usable key is named on stderr; it is still answered from.",
+    )
+    stories.add_argument("--json", action="store_true", help="one JSON object per story, one per line")
     rebuild = command(
         "rebuild",
         "rebuild the index from the corpus",
@@ -99,11 +117,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start from scratch instead of from the current build (texts embedded before still come from the cache)",
     )
-    command(
+    telegram = command(
         "telegram",
-        "run the Telegram bot (long polling)",
-        "Run the Telegram bot with the token in TELEGRAM_BOT_TOKEN until Ctrl-C.",
+        "run the Telegram bot (long polling, or a webhook with --webhook)",
+        "Run the Telegram bot with the token in TELEGRAM_BOT_TOKEN until Ctrl-C: long polling, or with\n"
+        "--webhook URL (or STORYBOT_WEBHOOK_URL) Telegram POSTs updates to URL, which a reverse proxy passes\n"
+        "to STORYBOT_WEBHOOK_LISTEN:STORYBOT_WEBHOOK_PORT (127.0.0.1:8443).",
     )
+    telegram.add_argument("--webhook", metavar="URL", help="receive updates at this public https URL")
     evaluate = command(
         "eval",
         "score answers on a question set (our JSON Lines, or SQuAD 2.0 JSON)",
@@ -210,6 +231,14 @@ def load_settings() -> Settings:
     except ValidationError as error:
         problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"invalid settings ({problems}); see .env.example") from None
+
+
+def _with_webhook(settings: Settings, url: str) -> Settings:
+    """The settings with --webhook's URL, checked as STORYBOT_WEBHOOK_URL would be."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), "webhook_url": url})
+    except ValidationError as error:
+        raise ConfigError(f"--webhook {url}: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
 def _variable(location: tuple[int | str, ...]) -> str:
@@ -328,9 +357,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         run_fit_scorer(settings, args.squad, _say)
         return EXIT_OK
     if command == "telegram":
-        from bot.telegram.app import run_polling
+        from bot.telegram.app import run_bot
 
-        run_polling(settings)
+        if args.webhook:
+            settings = _with_webhook(settings, args.webhook)
+        run_bot(settings)
         return EXIT_OK
     if command == "ask":
         return _ask(settings, args)
@@ -340,7 +371,28 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     service = StorybotService.load(settings)  # says "Loading the model..." before the silent seconds
     if command == "eval":
         return _eval(service, args)
-    return _chat(service, settings)
+    if command == "stories":
+        return _stories(service, args.json)
+    key = getattr(args, "chat_story", None) or args.story
+    story = service.story(key) if key is not None else None  # an unknown key: its message, exit code 2
+    return _chat(service, settings, story)
+
+
+def _stories(service: StorybotService, as_json: bool) -> int:
+    import json
+
+    from bot.console import format_story
+    from bot.terminal import without_surrogates
+
+    for problem in service.story_problems():
+        status.show(problem)
+    for story in service.stories():
+        if as_json:
+            data = {"key": story.key, "title": story.title, "outlet": story.outlet, "date": story.date}
+            print(without_surrogates(json.dumps(data, ensure_ascii=False)))
+        else:
+            print(format_story(story))
+    return EXIT_OK
 
 
 def _ask(settings: Settings, args: argparse.Namespace) -> int:
@@ -352,16 +404,20 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     style = Style(enabled=_colour(sys.stdout) and not args.json, width=_width(sys.stdout))
     # Loaded for the first question worth asking: bad input is refused without waiting for the model.
     service = functools.cache(lambda: StorybotService.load(settings))
+    story = args.ask_story if args.ask_story is not None else args.story
+    if story is not None:
+        service().story(story)  # an unknown key stops here, with its message and exit code 2
 
     def write(text: str) -> None:
         print(text, flush=True)
 
     if args.question:
-        tally = answer_batch(service, settings, [BatchQuestion(" ".join(args.question), None)], write, args.json, style)
+        item = BatchQuestion(" ".join(args.question), None)
+        tally = answer_batch(service, settings, [item], write, args.json, style, story)
         return EXIT_OK if tally.asked else EXIT_BAD_INPUT
     if sys.stdin.isatty():
         print("storybot: reading questions from stdin, one per line (Ctrl-D to finish)", file=sys.stderr)
-    tally = answer_batch(service, settings, sys.stdin, write, args.json, style)
+    tally = answer_batch(service, settings, sys.stdin, write, args.json, style, story)
     if not tally.lines:
         print('storybot: no question to answer: give one (storybot ask "...") or one per stdin line', file=sys.stderr)
     return EXIT_OK if tally.asked else EXIT_BAD_INPUT
@@ -387,7 +443,7 @@ def _eval(service: StorybotService, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _chat(service: StorybotService, settings: Settings) -> int:
+def _chat(service: StorybotService, settings: Settings, story: Story | None = None) -> int:
     from bot.console import Style, history_file, run_chat
     from bot.feedback import FeedbackLog
 
@@ -407,9 +463,9 @@ def _chat(service: StorybotService, settings: Settings) -> int:
         def read_line(prompt: str) -> str:
             return prompt_session.prompt(prompt)
 
-        run_chat(service, read_line, print, style, feedback)
+        run_chat(service, read_line, print, style, feedback, story)
     else:
-        run_chat(service, _plain_read_line, print, style, feedback)
+        run_chat(service, _plain_read_line, print, style, feedback, story)
     return EXIT_OK
 
 

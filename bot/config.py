@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     allowed_chat_ids: Annotated[list[int] | None, NoDecode] = None
     # How often the running bot looks for changed corpus files and rebuilds; 0 turns it off.
     corpus_check_seconds: float = Field(default=30.0, ge=0.0)
+    # Webhook mode: Telegram POSTs updates to this public https URL (a reverse proxy forwards them to the
+    # listener below); empty: long polling.
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
 
     @field_validator("log_level")
     @classmethod
@@ -84,7 +90,19 @@ class Settings(BaseSettings):
             return [value]
         return value
 
-    @field_validator("telegram_bot_token", "vector_store_api_key", "answer_threshold", mode="before")
+    @field_validator("webhook_url")
+    @classmethod
+    def _public_https_url(cls, value: str | None) -> str | None:
+        # Telegram only POSTs to https; plain http is for a Bot API server on this machine (the loopback one).
+        if value is None:
+            return None
+        url = urlsplit(value)
+        local = url.hostname in {"127.0.0.1", "localhost", "::1"}
+        if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and local)):
+            raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+        return value
+
+    @field_validator("telegram_bot_token", "vector_store_api_key", "answer_threshold", "webhook_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # `TELEGRAM_BOT_TOKEN=` copied from .env.example means "no token", not an empty one.

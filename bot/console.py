@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.answering.answer import Answer
+from bot.answering.answer import Answer, Story
 from bot.answering.conversation import Session
 from bot.answering.intake import question_problem
 from bot.answering.lexical import key_word_spans
 from bot.config import Settings
-from bot.errors import IndexDamagedError
+from bot.errors import IndexDamagedError, UnknownStoryError
 from bot.feedback import FeedbackLog
 from bot.service import StorybotService
 from bot.terminal import printable, without_surrogates
@@ -31,6 +31,9 @@ HELP = """\
 Ask anything about the article in plain words, e.g. "What did Biden warn?".
 Every answer is the article's own sentence, followed by numbered quotes and where they stand.
 Commands:  sources   list the articles
+           story     the story questions are about, and the newest stories to pick from
+           story WORDS   find a story by its headline (or key) and ask about it alone
+           story all     ask about every story again
            reset     forget the conversation (follow-up questions use the last few turns)
            feedback good|bad [note]   record whether the last answer was right
            help      this text
@@ -111,6 +114,11 @@ def format_answer(answer: Answer, style: Style) -> str:
             read_as = ", ".join(f"'{typed}' as '{meant}'" for typed, meant in answer.shown.corrections.items())
             lines.append(style.dim(printable(f"(reading {read_as})")))
         heading = "Sources"
+    elif answer.stories:
+        # Several stories fit the question about equally: ask which one rather than guess.
+        lines.append(style.yellow("Which story do you mean?"))
+        lines += format_story_choices(answer.stories, style)
+        return "\n".join(lines)
     else:
         lines.append(style.yellow(printable(answer.shown.reason or "The article doesn't say.")))
         heading = "Closest passage (not an answer)"
@@ -141,19 +149,44 @@ def format_sources(service: StorybotService) -> str:
     return "\n".join(lines)
 
 
+STORIES_LISTED = 10  # stories a numbered list shows at once
+
+
+def format_story(story: Story) -> str:
+    """ "Headline (outlet, date) [key]" on one line."""
+    details = ", ".join(part for part in (story.outlet, story.date) if part)
+    return printable(story.title + (f" ({details})" if details else "") + f"  [{story.key}]", keep_newlines=False)
+
+
+def format_story_choices(stories: list[Story], style: Style) -> list[str]:
+    """ "  1. Headline (outlet, date) [key]", one line per story."""
+    return [f"  {style.cyan(f'{n}.')} {format_story(story)}" for n, story in enumerate(stories, start=1)]
+
+
+@dataclass
+class ChatScope:
+    """Which story the chat asks about (None: every story), and the numbered choice the user may answer."""
+
+    story: Story | None = None
+    choices: list[Story] | None = None
+    pending: str | None = None  # the question to ask again within the story picked, after "Which story?"
+
+
 def run_chat(
     service: StorybotService,
     read_line: ReadLine,
     write: Write,
     style: Style,
     feedback: FeedbackLog | None = None,
+    story: Story | None = None,
 ) -> None:
-    """The interactive loop: read a line, answer it, until exit or end of input.
+    """The interactive loop: read a line, answer it, until exit or end of input; within `story` when given.
 
     Ctrl-C (KeyboardInterrupt) is not caught: it ends the chat, and the CLI says so with exit code 130.
     """
     session = Session(max_turns=service.settings.history_turns)
-    titles = "; ".join(info.title for info in service.documents)
+    scope = ChatScope(story)
+    titles = story.title if story else "; ".join(info.title for info in service.documents)
     write(style.bold("storybot") + f" - ask about: {titles}\nType a question, 'help' for commands, 'exit' to leave.")
     last: Answer | None = None
     while True:
@@ -168,6 +201,7 @@ def run_chat(
             continue
         if lowered in EXIT_WORDS:
             return
+        question: str | None = None
         if lowered in {"help", "?", "/help"}:
             write(HELP)
         elif lowered in {"sources", "/sources"}:
@@ -177,18 +211,72 @@ def run_chat(
             write("Forgotten: the next question starts a new conversation.")
         elif lowered.split()[0] in {"feedback", "/feedback"}:
             write(_record_feedback(command, last, feedback))
+        elif lowered.split()[0] in {"story", "/story"}:
+            write(_story_command(service, command.split(maxsplit=1)[1:], scope, session, style))
+        elif scope.choices and command.isdigit() and 1 <= int(command) <= len(scope.choices):
+            picked = scope.choices[int(command) - 1]
+            _pick(scope, picked, session)
+            write(f"Asking about: {format_story(picked)}")
+            question, scope.pending = scope.pending, None
         else:
-            try:
-                last = service.ask(without_surrogates(command), session)
-            except IndexDamagedError as error:  # found while reading a row: say which file and how to fix it
-                log.error("%s", error.detail)
-                write(style.yellow(str(error)))
-                continue
-            except Exception:  # a bug must not end the chat: log it, say so, take the next question
-                log.exception("could not answer %r", command[:200])
-                write(style.yellow("Sorry, something went wrong answering that. Please try another question."))
-                continue
-            write(format_answer(last, style))
+            question = command
+        if question is None:
+            continue
+        try:
+            last = service.ask(without_surrogates(question), session, scope.story.key if scope.story else None)
+        except UnknownStoryError as error:  # the story left the corpus since it was picked
+            scope.story = None
+            write(style.yellow(f"{error} Asking about every story again."))
+            continue
+        except IndexDamagedError as error:  # found while reading a row: say which file and how to fix it
+            log.error("%s", error.detail)
+            write(style.yellow(str(error)))
+            continue
+        except Exception:  # a bug must not end the chat: log it, say so, take the next question
+            log.exception("could not answer %r", question[:200])
+            write(style.yellow("Sorry, something went wrong answering that. Please try another question."))
+            continue
+        write(format_answer(last, style))
+        if last.stories:
+            scope.choices, scope.pending = list(last.stories), question
+            write(style.dim("Type its number to ask about that story alone."))
+
+
+def _pick(scope: ChatScope, story: Story | None, session: Session) -> None:
+    """Ask about `story` (None: every story) from now on; the conversation so far was about another one."""
+    if story != scope.story:
+        session.reset()
+    scope.story, scope.choices = story, None
+
+
+def _story_command(service: StorybotService, words: list[str], scope: ChatScope, session: Session, style: Style) -> str:
+    """`story`, `story all` and `story WORDS`: say, leave or pick the story questions are about."""
+    wanted = " ".join(words).strip()
+    if not wanted:
+        newest = service.stories()[:STORIES_LISTED]
+        scope.choices, scope.pending = newest, None
+        current = f"Asking about: {format_story(scope.story)}" if scope.story else "Asking about every story."
+        if not newest:
+            return current + "\nNo article has a story key (see the warnings of `storybot rebuild`)."
+        return "\n".join([current, "Newest stories:", *format_story_choices(newest, style), _PICK_HINT])
+    if wanted.lower() == "all":
+        _pick(scope, None, session)
+        return "Asking about every story."
+    try:
+        found = [service.story(wanted)]  # a key picks its story at once
+    except UnknownStoryError:
+        found = service.search_stories(wanted)
+    if len(found) == 1:
+        _pick(scope, found[0], session)
+        return f"Asking about: {format_story(found[0])}"
+    if not found:
+        return printable(f"No story's headline holds {wanted!r}. Type 'story' to see the newest.", keep_newlines=False)
+    scope.choices, scope.pending = found[:STORIES_LISTED], None
+    more = f" (the best {STORIES_LISTED} of {len(found)})" if len(found) > STORIES_LISTED else ""
+    return "\n".join([f"Stories that match{more}:", *format_story_choices(scope.choices, style), _PICK_HINT])
+
+
+_PICK_HINT = "Type a number to ask about that story alone, or 'story all' for every story."
 
 
 def _record_feedback(command: str, last: Answer | None, feedback: FeedbackLog | None) -> str:
@@ -209,10 +297,12 @@ class BatchQuestion:
     question: str
     session: str | None
     error: str | None = None  # why the line cannot be asked, when it cannot
+    story: str | None = None  # the key of the story to answer from (None: every story)
 
 
 def parse_batch_line(line: str) -> BatchQuestion | None:
-    """A stdin line of `ask`: plain text, or {"q": "...", "session": "id"}; None for a blank line (skipped)."""
+    """A stdin line of `ask`: plain text, or {"q": "...", "session": "id", "story": "key"}; None for a blank
+    line (skipped)."""
     text = without_surrogates(line).strip()
     if not text:
         return None
@@ -224,13 +314,20 @@ def parse_batch_line(line: str) -> BatchQuestion | None:
         except RecursionError:
             return BatchQuestion(text, None, error="the line is JSON nested too deeply to read")
         if isinstance(data, dict):
-            question, session = data.get("q"), data.get("session")
+            question, session, story = data.get("q"), data.get("session"), data.get("story")
             if not isinstance(question, str):
                 why = 'it has no "q"' if question is None else 'its "q" is not text'
                 return BatchQuestion(text, None, error=f'the line has no question ({why}): write {{"q": "..."}}')
             # "\ud800" escapes decode to lone surrogates, which no tokenizer or UTF-8 output accepts.
+            question = without_surrogates(question)
+            if story is not None and not isinstance(story, str):
+                return BatchQuestion(
+                    question, None, error='the line\'s "story" is not a story key: write {"q": "...", "story": "key"}'
+                )
             return BatchQuestion(
-                without_surrogates(question), None if session is None else without_surrogates(str(session))
+                question,
+                None if session is None else without_surrogates(str(session)),
+                story=None if story is None else without_surrogates(story),
             )
     return BatchQuestion(text, None)
 
@@ -253,12 +350,14 @@ def answer_batch(
     write: Write,
     as_json: bool,
     style: Style,
+    story: str | None = None,
 ) -> BatchTally:
     """Answer each line in turn with one loaded model: one output per non-blank line, whatever happens.
 
-    A str is a stdin line (see parse_batch_line), a BatchQuestion is asked as it is. Each line is checked
-    before the model is needed: `service()` loads it, and is first called for the first line worth asking,
-    so empty or overlong input is refused at once.
+    A str is a stdin line (see parse_batch_line), a BatchQuestion is asked as it is; a line without its own
+    "story" is asked within `story`, when given. Each line is checked before the model is needed: `service()`
+    loads it, and is first called for the first line worth asking, so empty or overlong input is refused
+    at once.
     """
     sessions: dict[str, Session] = {}
     handled = asked = 0
@@ -274,11 +373,17 @@ def answer_batch(
             session = None
             if item.session is not None:
                 session = sessions.setdefault(item.session, Session(max_turns=settings.history_turns))
+            key = item.story if item.story is not None else story
             try:
                 error = loaded.check(item.question)  # not a question: said as an error, like the checks above
+                if error is None and key is not None:
+                    loaded.story(key)  # an unknown key is this line's error, named before anything is asked
                 if error is None:
                     asked += 1
-                    answer = loaded.ask(item.question, session)
+                    scoped = {"story": key} if key is not None else {}
+                    answer = loaded.ask(item.question, session, **scoped)
+            except UnknownStoryError as unknown:
+                error = str(unknown)
             except IndexDamagedError:
                 raise  # not this line's fault: every line after it would fail the same way
             except Exception as failure:  # one bad line must not cost the lines after it

@@ -4,6 +4,7 @@ StorybotError
 ├── ConfigError          a setting is missing or wrong
 ├── CorpusError          no readable article in the corpus directory
 ├── ModelLoadError       the embedding model or the reader cannot be loaded
+├── UnknownStoryError    no story has the key asked for
 └── IndexError_          the built index cannot be used
     └── IndexDamagedError  a file of the index is unreadable or inconsistent
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from bot.terminal import printable
 
 
 class StorybotError(Exception):
@@ -36,6 +39,22 @@ class ModelLoadError(StorybotError):
     """The embedding model could not be loaded from the configured path or name."""
 
     exit_code = 2
+
+
+class UnknownStoryError(StorybotError):
+    """No story has this key; `closest` holds the keys most like it, best first."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, closest: list[str]) -> None:
+        self.key = key
+        self.closest = closest
+        shown = printable(key, keep_newlines=False)
+        shown = shown if len(shown) <= 70 else shown[:67] + "..."
+        message = f'No story "{shown}".' if shown.strip() else "No story key given."
+        if closest:
+            message += " Closest: " + ", ".join(closest) + "."
+        super().__init__(message)
 
 
 class IndexError_(StorybotError):  # noqa: N801 - avoid shadowing the builtin IndexError

@@ -52,3 +52,11 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> RedactingFilte
         for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "urllib3", "filelock"):
             logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return redactor
+
+
+def redact(secret: str) -> None:
+    """Scrub one more secret (one made at run time, like the webhook's secret token) from every log line."""
+    for handler in logging.getLogger().handlers:
+        for log_filter in handler.filters:
+            if isinstance(log_filter, RedactingFilter) and secret and secret not in log_filter.secrets:
+                log_filter.secrets.append(secret)

@@ -6,18 +6,19 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from bot import status
-from bot.answering.answer import Answer, Shown, compose_answer
+from bot.answering.answer import Answer, Shown, ask_which_story, compose_answer
 from bot.answering.conversation import Session, make_turn, resolve
 from bot.answering.intake import NOT_A_QUESTION, looks_like_question, question_problem
 from bot.answering.reader import CrossEncoderReader, Reader, reader_path
 from bot.answering.retrieval import Retriever
-from bot.answering.scorer import Scorer, score_candidates
+from bot.answering.scorer import Scorer, contending_documents, score_candidates
+from bot.answering.stories import Story, StoryCatalogue
 from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError, IndexError_, ModelLoadError
-from bot.indexing.corpus import CorpusRules
+from bot.indexing.corpus import CorpusRules, story_keys
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
 from bot.indexing.index import (
     MANIFEST,
@@ -33,6 +34,14 @@ from bot.indexing.index import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What is swapped in together when the index changes."""
+
+    retriever: Retriever
+    stories: StoryCatalogue
 
 
 class StorybotService:
@@ -100,7 +109,11 @@ class StorybotService:
 
     def _set_index(self, index: StoredIndex) -> None:
         # One assignment, so a question in flight sees the old index or the new one, never a mix.
-        self.retriever = Retriever(index, self.embedder)
+        self._loaded = _Loaded(Retriever(index, self.embedder), StoryCatalogue(index.metadata.document_headers()))
+
+    @property
+    def retriever(self) -> Retriever:
+        return self._loaded.retriever
 
     @property
     def index(self) -> StoredIndex:
@@ -137,11 +150,15 @@ class StorybotService:
             problem = NOT_A_QUESTION
         return problem
 
-    def ask(self, question: str, session: Session | None = None) -> Answer:
-        """Answer one question from the article, using the session's history for follow-ups.
+    def ask(self, question: str, session: Session | None = None, story: str | None = None) -> Answer:
+        """Answer one question from the articles (only from the story with key `story`, when given), using
+        the session's history for follow-ups.
 
-        Input that is no question (see `check`) is answered with why, and quotes nothing.
+        Input that is no question (see `check`) is answered with why, and quotes nothing; an unknown story
+        key raises UnknownStoryError.
         """
+        loaded = self._loaded  # one snapshot: a rebuild may swap in a new index meanwhile
+        scope = frozenset({loaded.stories.get(story).doc}) if story is not None else None
         question = " ".join(question.split())
         problem = self.check(question)
         if problem is not None:
@@ -149,13 +166,20 @@ class StorybotService:
         resolved = resolve(question, session.last if session else None)
         if resolved.text != question:
             log.debug("follow-up %r read as %r", question, resolved.text)
-        retriever = self.retriever  # one snapshot: a rebuild may swap in a new index meanwhile
-        retrieval = retriever.search(resolved.text)
+        retriever = loaded.retriever
+        retrieval = retriever.search(resolved.text, scope=scope)
         documents = retriever.index.documents
         candidates = score_candidates(retrieval, self.reader, self.scorer, documents)
-        answer = compose_answer(
-            retrieval, documents, candidates, self.threshold, self.settings.top_k, self.scorer.span_threshold
-        )
+        # Several stories about equally likely to hold the answer: ask which one rather than guess. Only
+        # stories with a key can be offered, since the choice comes back as a key.
+        contending = contending_documents(retrieval.question, candidates, self.threshold, self.scorer.calibration_error)
+        offered = [found for doc in contending if (found := loaded.stories.of_document(doc)) is not None]
+        if len(offered) >= 2:
+            answer = ask_which_story(retrieval, documents, candidates, offered, self.settings.top_k)
+        else:
+            answer = compose_answer(
+                retrieval, documents, candidates, self.threshold, self.settings.top_k, self.scorer.span_threshold
+            )
         if session is not None:
             is_span = answer.answered and answer.text != answer.shown.sentence
             session.remember(make_turn(resolved.text, answer.text, is_span, retrieval.question.unknown_entities))
@@ -163,9 +187,27 @@ class StorybotService:
         shown = replace(answer.shown, corrections={**resolved.read_as, **answer.shown.corrections})
         return replace(answer, question=question, shown=shown)
 
-    async def ask_async(self, question: str, session: Session | None = None) -> Answer:
+    async def ask_async(self, question: str, session: Session | None = None, story: str | None = None) -> Answer:
         """ask() off the event loop: embedding is CPU work and must not block other chats."""
-        return await asyncio.to_thread(self.ask, question, session)
+        return await asyncio.to_thread(self.ask, question, session, story)
+
+    # -- stories --------------------------------------------------------------------------------
+
+    def stories(self) -> list[Story]:
+        """Every story with a key, newest first (by the header's date when it reads as one, then title)."""
+        return list(self._loaded.stories.stories)
+
+    def story(self, key: str) -> Story:
+        """The story with this key; UnknownStoryError names the closest keys when none has it."""
+        return self._loaded.stories.get(key)
+
+    def story_problems(self) -> list[str]:
+        """A plain line for each corpus file that has no story key, saying why."""
+        return list(self._loaded.stories.problems)
+
+    def search_stories(self, words: str) -> list[Story]:
+        """Stories whose headline, outlet or key hold the words, best first."""
+        return self._loaded.stories.search(words)
 
     # -- the corpus, for front ends -------------------------------------------------------------
 
@@ -248,4 +290,7 @@ def rebuild_index(
         report.embedded,
         seconds,
     )
+    # Said once, when the files are read, as skipped files are: a file without a key is still answered from.
+    for problem in story_keys(report.index.documents)[1]:
+        status.show(problem)
     return replace(report, seconds=seconds)

@@ -320,10 +320,10 @@ async def test_errors_are_reported_and_the_bot_keeps_serving(tmp_path, api, seed
     service = service_for(settings, seed_service)
     real_ask = service.ask
 
-    def flaky_ask(question, session=None):
+    def flaky_ask(question, session=None, story=None):
         if question == "What went boom?":
             raise RuntimeError("a bug deep inside")
-        return real_ask(question, session)
+        return real_ask(question, session, story)
 
     monkeypatch.setattr(service, "ask", flaky_ask)
     async with running(settings, service):
@@ -347,12 +347,12 @@ async def test_slow_chat_does_not_block_another(tmp_path, api, seed_service, mon
     service = service_for(settings, seed_service)
     real_ask = service.ask
 
-    def slow_ask(question, session=None):
+    def slow_ask(question, session=None, story=None):
         if "slow" in question:
             import time
 
             time.sleep(3)  # CPU-bound work in a thread, as embedding is
-        return real_ask(question, session)
+        return real_ask(question, session, story)
 
     monkeypatch.setattr(service, "ask", slow_ask)
     async with running(settings, service):

@@ -126,3 +126,20 @@ def test_the_likely_answer_inside_a_whole_sentence_is_bold() -> None:
     html_text = render_answer(answer)
     assert "<b>French President Emmanuel Macron</b> on Tuesday." in html_text
     assert html_text.startswith("Putin reiterated the same demands in a call with <b>")
+
+
+def test_a_reply_within_a_story_names_it_once_on_top() -> None:
+    from bot.telegram.format import render_inline_answer
+
+    answer = _answer("Macron <said> so.", ["Macron <said> so.", "Another & quote."])
+    scoped = render_answer(answer, story="T <&> itle")
+    assert_telegram_html(scoped)
+    assert scoped.startswith("📰 <b>T &lt;&amp;&gt; itle</b>\n") and scoped.count("itle") == 1
+    asked = render_answer(answer, story="T <&> itle", with_question=True)
+    assert asked.splitlines()[1] == "❓ <i>q</i>"
+    refusal = Answer("q <x>", False, None, answer.citations, Shown(reason="This story doesn't say."))
+    scoped_refusal = render_answer(refusal, story="T <&> itle")
+    assert scoped_refusal.count("itle") == 1 and "— <i>paragraph 1</i>" in scoped_refusal
+    inline = render_inline_answer(refusal, None)
+    assert_telegram_html(inline)
+    assert inline == "❓ <i>q &lt;x&gt;</i>\n\n🤷 <b>This story doesn't say.</b>"

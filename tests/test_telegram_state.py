@@ -69,3 +69,18 @@ def test_persistence_writes_json_atomically_with_mode_0600(tmp_path: Path) -> No
     again = JsonPersistence(path)
     assert asyncio.run(again.get_chat_data()) == {7: {"turns": [], "answers": {"12": {"short": "<b>x</b>"}}}}
     assert asyncio.run(again.get_user_data())[9]["bucket"]["tokens"] == 2.5
+
+
+def test_choosing_a_story_is_plain_data_and_a_new_story_starts_a_new_conversation() -> None:
+    from bot.telegram.state import choose_story, chosen_story
+
+    chat: dict = {"turns": [{"question": "Who won?", "subject": None, "answer_name": "Haddad"}]}
+    assert chosen_story(chat) is None and chosen_story(None) is None
+    choose_story(chat, "chess-final")
+    assert chosen_story(chat) == "chess-final" and "turns" not in chat
+    chat["turns"] = [{"question": "Who won?"}]
+    choose_story(chat, "chess-final")  # the same story again keeps the conversation
+    assert chat["turns"]
+    choose_story(chat, None)
+    assert chosen_story(chat) is None and chat == {}
+    assert chosen_story({"story": 42}) is None  # a hand-edited file

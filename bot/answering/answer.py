@@ -9,9 +9,12 @@ from typing import Any
 from bot.answering.intake import NOT_A_QUESTION
 from bot.answering.retrieval import QuestionAnalysis, Retrieval
 from bot.answering.scorer import Candidate
+from bot.answering.stories import Story
 from bot.indexing.index import DocumentInfo
 
 NOT_SAID = "The article doesn't say."
+WHICH_STORY = "Which story do you mean?"
+STORY_NOT_SAID = "This story doesn't say."
 
 
 @dataclass(frozen=True)
@@ -71,15 +74,20 @@ class Answer:
     citations: list[Citation]  # when not answered: the closest passages, not evidence
     shown: Shown = field(default_factory=Shown)
     trace: Trace = field(default_factory=Trace)
+    # The stories the question may be about, best first, when storybot asks which one is meant.
+    stories: list[Story] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The `ask --json` contract: exactly these fields."""
-        return {
+        """The `ask --json` contract: exactly these fields ("stories" only when there are some)."""
+        data = {
             "question": self.question,
             "answered": self.answered,
             "answer": self.text if self.answered else None,
             "citations": [c.to_json() for c in self.citations],
         }
+        if self.stories:
+            data["stories"] = [{"key": story.key, "title": story.title} for story in self.stories]
+        return data
 
 
 def _citations(
@@ -108,13 +116,15 @@ def _citations(
 
 def refusal_reason(question: QuestionAnalysis) -> str:
     """Why the article does not answer, in words a reader understands (the decision itself is the scorer's)."""
+    # Asked within a story, the reader knows which text is meant: it is "this story".
+    subject = "This story" if question.scoped else "The article"
     if question.unknown_entities:
-        return f"The article doesn't mention {_join_names(question.unknown_entities)}."
+        return f"{subject} doesn't mention {_join_names(question.unknown_entities)}."
     if question.unrelated:
         return f"No single article mentions {_join_names(question.unrelated, 'and')}."
     if question.missing_attribute:
-        return f"The article doesn't mention the {question.missing_attribute}."
-    return NOT_SAID
+        return f"{subject} doesn't mention the {question.missing_attribute}."
+    return STORY_NOT_SAID if question.scoped else NOT_SAID
 
 
 def compose_answer(
@@ -172,6 +182,27 @@ def compose_answer(
             answer_end=sentence.start + span[1],
         ),
         trace=Trace(confidence, sentence.text),
+    )
+
+
+def ask_which_story(
+    retrieval: Retrieval,
+    documents: Mapping[str, DocumentInfo],
+    candidates: list[Candidate],
+    stories: list[Story],
+    limit: int = 3,
+) -> Answer:
+    """Not an answer but a question back: the question fits these stories about equally (best first)."""
+    question = retrieval.question
+    best = candidates[0] if candidates else None
+    return Answer(
+        question=question.text,
+        answered=False,
+        text=None,
+        citations=_citations(retrieval, documents, limit, None),
+        shown=Shown(reason=WHICH_STORY, key_terms=tuple(dict.fromkeys(question.terms))),
+        trace=Trace(best.calibrated, best.scored.sentence.text) if best else Trace(),
+        stories=stories,
     )
 
 

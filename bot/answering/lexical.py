@@ -128,16 +128,20 @@ class LexicalIndex:
         self._vocabulary_list = sorted(words)
         # Document frequency over sentences: the unit the answer is chosen from.
         self._total = max(sentence_count, 1)
-        self.unknown_idf = math.log(1 + (self._total + 0.5) / 0.5)
 
     def idfs(self, stems_: Iterable[str]) -> dict[str, float]:
         """Inverse sentence frequency of each stem; words the corpus never uses weigh the most."""
         wanted = list(dict.fromkeys(stems_))
-        counts = self._metadata.sentence_frequencies(wanted)
-        total = self._total
+        return self.inverse_frequencies(wanted, self._metadata.sentence_frequencies(wanted), self._total)
+
+    @staticmethod
+    def inverse_frequencies(stems_: Iterable[str], counts: Mapping[str, int], total: int) -> dict[str, float]:
+        """BM25's IDF of each stem among `total` sentences, `counts` of them holding it; absent stems weigh most."""
+        total = max(total, 1)
+        unknown = math.log(1 + (total + 0.5) / 0.5)
         return {
-            s: math.log(1 + (total - counts[s] + 0.5) / (counts[s] + 0.5)) if s in counts else self.unknown_idf
-            for s in wanted
+            s: math.log(1 + (total - counts[s] + 0.5) / (counts[s] + 0.5)) if counts.get(s) else unknown
+            for s in dict.fromkeys(stems_)
         }
 
     def correct(self, word: str) -> str:

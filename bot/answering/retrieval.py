@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from bot.answering.lexical import LexicalIndex, RareWords
 from bot.indexing.chunking import Chunk, Sentence
 from bot.indexing.embedding import Embedder
 from bot.indexing.index import StoredIndex
-from bot.indexing.metadata import SentenceRow
+from bot.indexing.metadata import MetadataStore, SentenceRow
 from bot.indexing.store import VectorStore
 from bot.indexing.terms import STOPWORDS, content_words, is_english_word, is_figure, normalize_word, stem, words
 
@@ -137,6 +138,7 @@ class QuestionAnalysis:
     missing_attribute: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
     header_role: str | None = None  # "date", "outlet", "title": a fact of the article's header is asked for
+    scoped: bool = False  # asked within one story: `documents` is that story, whatever the question names
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,12 @@ class Retriever:
         self.vocabulary = self.lexical.vocabulary
         self._rare = RareWords(getattr(embedder, "common_words", frozenset()))
 
-    def analyse(self, question: str) -> QuestionAnalysis:
-        """Words, entities and kind of a question, worked out once for retrieval, the scorer and spans."""
+    def analyse(self, question: str, scope: frozenset[str] | None = None) -> QuestionAnalysis:
+        """Words, entities and kind of a question, worked out once for retrieval, the scorer and spans.
+
+        With a `scope` (the articles of one story), the question is read as if they were the whole corpus:
+        a name only other stories mention is unknown to it.
+        """
         corrections: dict[str, str] = {}
         terms = []
         for word in content_words(question):
@@ -187,23 +193,25 @@ class Retriever:
             if corrected not in self.vocabulary.words:
                 corrected = self.vocabulary.form(corrected) or corrected  # "finland" is written "finnish"
             terms.append(corrected)
-        terms = self._name_officials(terms, corrections)
+        terms = self._name_officials(terms, corrections, scope)
         written = question_entities(question)
         phrases = [tuple(self.lexical.correct(normalize_word(w)) for w in p) for p in written]
         entities = tuple(" ".join(p) for p in phrases)
         # Unknown names are reported as the user wrote them.
-        unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self.vocabulary.mentions(p))
+        unknown = tuple(" ".join(w) for w, p in zip(written, phrases, strict=True) if not self._mentions(p, scope))
         # Typed in lower case, a name is only visible as a rare word the articles never use: "what did zelensky say".
         named = {normalize_word(w) for p in written for w in p}
         absent = [
             w
             for w in dict.fromkeys(content_words(question))
-            if w not in named and self.vocabulary.form(self.lexical.correct(w)) is None
+            if w not in named and not self._uses(self.lexical.correct(w), scope)
         ]
         # Each rare-word lookup scans the model's 30,000-word vocabulary (about 2 ms): unbounded, a long
         # line of made-up words took seconds. A few suffice to tell that the question names the unknown.
         unknown += tuple(w for w in absent[:RARE_WORD_LOOKUPS] if self._rare.is_rare(w))
-        documents, unrelated = self._documents_about(written, phrases, terms)
+        # A story's scope is the fixed set of articles to answer from: what the question names is checked
+        # against it above (unknown names) rather than used to pick articles.
+        documents, unrelated = (scope, ()) if scope is not None else self._documents_about(written, phrases, terms)
         stems_ = tuple(dict.fromkeys(stem(t) for t in terms))
         focus_match = _FOCUS.match(question)
         focus = None
@@ -230,6 +238,7 @@ class Retriever:
             corrections=corrections,
             documents=documents,
             unrelated=unrelated,
+            scoped=scope is not None,
         )
 
     def knows(self, word: str) -> bool:
@@ -239,19 +248,27 @@ class Retriever:
             return False
         return self.vocabulary.form(self.lexical.correct(normal)) is not None
 
+    def _mentions(self, phrase: tuple[str, ...], documents: frozenset[str] | None) -> bool:
+        """Whether the articles (all of them, or those given) mention a name."""
+        if documents is None:
+            return self.vocabulary.mentions(phrase)
+        return bool(self.lexical.documents_mentioning(phrase) & documents)
+
     def _uses(self, word: str, documents: frozenset[str] | None) -> bool:
         """Whether the articles (all of them, or those named) use a word in some form."""
         if not documents:
             return self.vocabulary.form(word) is not None
         return bool(self.lexical.documents_with_form(word) & documents)
 
-    def _name_officials(self, terms: list[str], corrections: dict[str, str]) -> list[str]:
+    def _name_officials(
+        self, terms: list[str], corrections: dict[str, str], scope: frozenset[str] | None = None
+    ) -> list[str]:
         """ "the deputy foreign minister" -> "ryabkov", when the articles name exactly one such official.
 
         A qualifier in the question ("Finnish", "U.S.") picks among officials with the same title.
         """
         stems_ = {stem(t) for t in terms}
-        matches = [o for o in self.index.metadata.officials(stems_) if o.title <= stems_]
+        matches = [o for o in self.index.metadata.officials(stems_, scope) if o.title <= stems_]
         if not matches:
             return terms
         best = max(len(o.qualifiers & stems_) for o in matches)
@@ -299,17 +316,21 @@ class Retriever:
             allowed &= docs
         return allowed, ()
 
-    def search(self, question: str, limit: int = 8) -> Retrieval:
-        """Rank passages and sentences for a question."""
-        analysis = self.analyse(question)
+    def search(self, question: str, limit: int = 8, scope: frozenset[str] | None = None) -> Retrieval:
+        """Rank passages and sentences for a question (only from the articles in `scope`, when given)."""
+        analysis = self.analyse(question, scope)
         query = self.embedder.encode([question])[0]
         return self.search_vector(analysis, query, limit)
 
     def search_vector(self, analysis: QuestionAnalysis, query: np.ndarray, limit: int = 8) -> Retrieval:
         """The ranking step, given an already-encoded question."""
-        dense_chunk = dict(self.index.chunk_vectors.search(query, DENSE_CANDIDATES))
-        bm25_rank = self.lexical.chunk_ranks(analysis.stems, BM25_CANDIDATES)
-        if analysis.documents is not None:
+        story = self._story(analysis, query) if analysis.scoped and analysis.documents is not None else None
+        if story is not None:
+            dense_chunk, bm25_rank = dict(story.dense_chunks), story.bm25_rank
+        else:
+            dense_chunk = dict(self.index.chunk_vectors.search(query, DENSE_CANDIDATES))
+            bm25_rank = self.lexical.chunk_ranks(analysis.stems, BM25_CANDIDATES)
+        if analysis.documents is not None and story is None:
             # Ranked among the chunks of the articles the question is about, not among every article's:
             # a passage's rank, and the scores built on it, should not depend on how large the archive
             # around its article is.
@@ -326,15 +347,20 @@ class Retriever:
         }
         top_fused = max(fused.values(), default=1.0) or 1.0
 
-        weights = self.lexical.idfs(analysis.stems)
-        if analysis.focus in weights and analysis.focus in self.vocabulary.stems:
+        weights = story.idfs(analysis.stems) if story else self.lexical.idfs(analysis.stems)
+        known_stems = story.stems if story else self.vocabulary.stems
+        if analysis.focus in weights and analysis.focus in known_stems:
             weights[analysis.focus] *= 2  # the answer must be of the kind the question names
         total_weight = sum(weights.values()) or 1.0
 
-        rows, sentence_dense = self._candidates(query, fused, analysis.documents)
-        # Every candidate's chunk gets its real cosine, not -1 for missing FAISS's top DENSE_CANDIDATES: in a
-        # large archive, that cut falls between a passage and its neighbours by accident.
-        _add_cosines(dense_chunk, self.index.chunk_vectors, {row.chunk_id for row in rows.values()}, query)
+        if story is not None:
+            rows, sentence_dense = story.candidates(fused)
+            dense_chunk = dict(story.chunk_cosines)
+        else:
+            rows, sentence_dense = self._candidates(query, fused, analysis.documents)
+            # Every candidate's chunk gets its real cosine, not -1 for missing FAISS's top DENSE_CANDIDATES: in
+            # a large archive, that cut falls between a passage and its neighbours by accident.
+            _add_cosines(dense_chunk, self.index.chunk_vectors, {row.chunk_id for row in rows.values()}, query)
         scored = []
         for sentence_id, row in rows.items():
             chunk_id = row.chunk_id
@@ -357,6 +383,29 @@ class Retriever:
         passages = [Passage(chunks[c], best_in_chunk[c]) for c in order]
         return Retrieval(analysis, passages, scored[: limit * 3])
 
+    def _story(self, analysis: QuestionAnalysis, query: np.ndarray) -> _Story:
+        """Every passage of the story asked within, ranked and weighed as an index of that story alone would.
+
+        A story is small (tens of chunks), so its vectors are read by id and all compared with the question:
+        FAISS's nearest neighbours in a large archive may hold none of them.
+        """
+        assert analysis.documents is not None
+        metadata = self.index.metadata
+        chunk_ids, sentence_ids = metadata.passage_ids(analysis.documents)
+        chunk_cosines = _cosines(self.index.chunk_vectors, chunk_ids, query)
+        terms = MetadataStore.of_chunk_terms(metadata.chunk_terms(chunk_ids))
+        try:
+            bm25 = terms.bm25_chunks(analysis.stems, BM25_CANDIDATES)
+        finally:
+            terms.close()
+        return _Story(
+            chunk_cosines=chunk_cosines,
+            dense_chunks=sorted(chunk_cosines.items(), key=lambda item: (-item[1], item[0]))[:DENSE_CANDIDATES],
+            bm25_rank={chunk_id: rank for rank, (chunk_id, _) in enumerate(bm25, start=1)},
+            rows=metadata.sentences(sentence_ids),
+            sentence_cosines=_cosines(self.index.sentence_vectors, sentence_ids, query),
+        )
+
     def _candidates(
         self, query: np.ndarray, fused: dict[int, float], documents: frozenset[str] | None
     ) -> tuple[dict[int, SentenceRow], dict[int, float]]:
@@ -373,6 +422,40 @@ class Retriever:
         rows = {i: row for i, row in sorted(rows.items()) if documents is None or row.sentence.doc in documents}
         _add_cosines(dense, self.index.sentence_vectors, rows.keys(), query)
         return rows, dense
+
+
+@dataclass(frozen=True)
+class _Story:
+    """The passages of the story a question is asked within, with what ranking them needs."""
+
+    chunk_cosines: dict[int, float]  # every chunk of the story
+    dense_chunks: list[tuple[int, float]]  # the nearest, best first, as FAISS over the story alone returns them
+    bm25_rank: dict[int, int]
+    rows: dict[int, SentenceRow]  # every sentence of the story
+    sentence_cosines: dict[int, float]
+
+    @property
+    def stems(self) -> set[str]:
+        return {s for row in self.rows.values() for s in row.stems}
+
+    def idfs(self, stems_: Iterable[str]) -> dict[str, float]:
+        """Inverse sentence frequency within the story: the same weights as an index of it alone gives."""
+        counts = Counter(s for row in self.rows.values() for s in row.stems)
+        return LexicalIndex.inverse_frequencies(stems_, counts, len(self.rows))
+
+    def candidates(self, fused: dict[int, float]) -> tuple[dict[int, SentenceRow], dict[int, float]]:
+        """`Retriever._candidates` within the story: the closest sentences and those of the best fused chunks."""
+        nearest = sorted(self.sentence_cosines, key=lambda i: (-self.sentence_cosines[i], i))[:SENTENCE_CANDIDATES]
+        top_chunks = set(sorted(fused, key=lambda c: (-fused[c], c))[:CHUNK_CANDIDATES])
+        ids = set(nearest) | {i for i, row in self.rows.items() if row.chunk_id in top_chunks}
+        return {i: self.rows[i] for i in sorted(ids)}, self.sentence_cosines
+
+
+def _cosines(store: VectorStore, ids: list[int], query: np.ndarray) -> dict[int, float]:
+    """The cosine to the query of each id's vector (read by id, not searched)."""
+    if not ids:
+        return {}
+    return {item: float(vector @ query) for item, vector in zip(ids, store.get(ids), strict=True)}
 
 
 def _add_cosines(cosines: dict[int, float], store: VectorStore, ids: Iterable[int], query: np.ndarray) -> None:

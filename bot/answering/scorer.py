@@ -47,6 +47,12 @@ class Candidate:
     features: tuple[float, ...]
     probability: float
     span: Span | None = None  # where in the sentence the reader puts the answer
+    fitted: float | None = None  # the scorer's own probability, where a rule set `probability` (a header line)
+
+    @property
+    def calibrated(self) -> float:
+        """The scorer's probability that this candidate answers right, whatever rule chose it."""
+        return self.probability if self.fitted is None else self.fitted
 
 
 def candidate_features(
@@ -101,6 +107,12 @@ class Scorer:
     answering_bias: float
     threshold: float
     span_threshold: float = 1.0  # the reader's span answers alone above this probability (fitted on dev)
+    # How far, on average, its probabilities are from the share right on the tune questions (out of fold):
+    # two candidates closer than this are about equally likely to answer. Read from the calibration table in
+    # scorer.json: 0.048 for the shipped scorer (2,980 tune questions in ten bins). With it as the margin,
+    # storybot asked back on 0 of the 46 fixture questions (5 articles) and on 20 of the 422 news training
+    # questions asked over 10 articles, each a question that does not say which story it means.
+    calibration_error: float = 0.0
 
     @classmethod
     def load(cls, directory: Path) -> Scorer:
@@ -115,6 +127,7 @@ class Scorer:
             answering_bias=float(data["answering_bias"]),
             threshold=float(data["threshold"]),
             span_threshold=float(data.get("span_threshold", 1.0)),
+            calibration_error=expected_calibration_error(data.get("calibration", [])),
         )
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
@@ -128,6 +141,13 @@ class Scorer:
         share /= share.sum()
         z = np.hstack([standard, share[:, None]]) @ np.asarray(self.answering) + self.answering_bias
         return scores, 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def expected_calibration_error(table: Sequence[Sequence[float]]) -> float:
+    """The questions-weighted mean gap between predicted probability and share right, over the bins of the
+    calibration table `storybot fit-scorer` writes ([low, high, questions, predicted, share right])."""
+    total = sum(row[2] for row in table)
+    return sum(row[2] * abs(row[3] - row[4]) for row in table) / total if total else 0.0
 
 
 def read_candidates(
@@ -159,5 +179,36 @@ def score_candidates(
         header = [c for c in ranked if c.scored.sentence.role == role and c.scored.sentence.doc == doc]
         if header:
             # The whole line answers ("Published on: ..."), not a span of it.
-            ranked = [Candidate(header[0].scored, header[0].features, 1.0)] + [c for c in ranked if c is not header[0]]
+            first = Candidate(header[0].scored, header[0].features, 1.0, fitted=header[0].probability)
+            ranked = [first] + [c for c in ranked if c is not header[0]]
     return ranked
+
+
+STORIES_OFFERED = 3  # stories offered when it is not clear which one a question is about
+
+
+def contending_documents(
+    question: QuestionAnalysis, candidates: Sequence[Candidate], threshold: float, margin: float
+) -> list[str]:
+    """The articles to ask the user to choose from, best first, when the question fits several about equally;
+    else [].
+
+    "About equally": the best candidate of a second article could answer on its own (its probability clears
+    the answering threshold) and is within `margin` (the scorer's calibration error) of the best one's, so
+    the scorer cannot tell them apart. A question about "the article" itself (its date, outlet, headline)
+    fits every article that has the line, so any two among the candidates contend. A question asked within
+    a story, or naming what only one article mentions, has its article already.
+    """
+    if question.scoped or (question.documents is not None and len(question.documents) < 2):
+        return []
+    best: dict[str, float] = {}
+    for candidate in candidates:
+        doc = candidate.scored.sentence.doc
+        if not question.header_role or candidate.scored.sentence.role == question.header_role:
+            best[doc] = max(best.get(doc, 0.0), candidate.calibrated)
+    ranked = sorted(best, key=lambda doc: -best[doc])
+    if len(ranked) < 2:
+        return []
+    if not question.header_role and (best[ranked[1]] < threshold or best[ranked[0]] - best[ranked[1]] > margin):
+        return []
+    return ranked[:STORIES_OFFERED]

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 BOT_USER: dict[str, Any] = {
@@ -24,10 +25,21 @@ BOT_USER: dict[str, Any] = {
     "username": "storybot_test_bot",
     "can_join_groups": True,
     "can_read_all_group_messages": False,
-    "supports_inline_queries": False,
+    "supports_inline_queries": True,  # as after BotFather's /setinline
 }
 # Parameters sent as plain strings; everything else arrives JSON-encoded.
-_STRING_PARAMS = {"text", "parse_mode", "action", "callback_query_id", "inline_message_id", "url", "caption"}
+_STRING_PARAMS = {
+    "text",
+    "parse_mode",
+    "action",
+    "callback_query_id",
+    "inline_message_id",
+    "inline_query_id",
+    "url",
+    "caption",
+    "secret_token",
+    "next_offset",
+}
 
 
 @dataclass
@@ -50,9 +62,15 @@ class LoopbackBotAPI:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
+        self._inline_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # While a webhook is set (setWebhook's url and secret_token), updates are POSTed to it, as Telegram
+        # does, and getUpdates is refused; webhook_statuses holds the HTTP status of every POST.
+        self.webhook: dict[str, Any] | None = None
+        self.webhook_statuses: list[int] = []
+        self._client: aiohttp.ClientSession | None = None
 
     # -- server ----------------------------------------------------------------------------------
 
@@ -69,6 +87,8 @@ class LoopbackBotAPI:
         return self.base_url
 
     async def stop(self) -> None:
+        if self._client:
+            await self._client.close()
         if self._runner:
             await self._runner.cleanup()
 
@@ -89,6 +109,15 @@ class LoopbackBotAPI:
                     params[key] = value
         if method != "getUpdates":
             self.calls.append(Call(method, params))
+        elif self.webhook is not None:
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": 409,
+                    "description": "Conflict: can't use getUpdates method while webhook is active",
+                },
+                status=409,
+            )
         failures = self.failures.get(method)
         if failures:
             kind = failures.pop(0)
@@ -132,6 +161,14 @@ class LoopbackBotAPI:
                     await asyncio.wait_for(self._changed.wait_for(lambda: bool(pending())), timeout)
         return pending()[:100]
 
+    async def _api_setWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = {"url": params["url"], "secret_token": params.get("secret_token")}
+        return True
+
+    async def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = None
+        return True
+
     def _bot_message(self, chat_id: int, text: str, params: dict[str, Any]) -> dict[str, Any]:
         message_id = next(self._message_ids)
         message: dict[str, Any] = {
@@ -164,9 +201,41 @@ class LoopbackBotAPI:
 
     async def _push(self, update: dict[str, Any]) -> None:
         update["update_id"] = next(self._update_ids)
+        if self.webhook is not None:
+            self.webhook_statuses.append(await self._deliver(update, self.webhook["secret_token"]))
+            return
         self._updates.append(update)
         async with self._changed:
             self._changed.notify_all()
+
+    async def _deliver(self, update: dict[str, Any], secret_token: str | None, patience: float = 10) -> int:
+        """POST to the webhook, retrying while nobody listens yet (as Telegram retries); the last status.
+
+        python-telegram-bot calls setWebhook before its listener is up, so the first update may find it closed.
+        """
+        deadline = time.monotonic() + patience
+        delay = 0.05
+        while True:
+            status = await self.post_to_webhook(update, secret_token)
+            if status != 0 or time.monotonic() + delay > deadline:
+                return status
+            await asyncio.sleep(delay)  # nothing to await here: the bot's port opens in another process
+            delay = min(delay * 2, 1.0)
+
+    async def post_to_webhook(self, update: dict[str, Any], secret_token: str | None) -> int:
+        """POST an update to the webhook as Telegram does (with the given secret header); the HTTP status."""
+        assert self.webhook is not None, "no webhook is set"
+        if self._client is None:
+            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        headers = {"Content-Type": "application/json"}
+        if secret_token is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret_token
+        update.setdefault("update_id", next(self._update_ids))
+        try:
+            async with self._client.post(self.webhook["url"], data=json.dumps(update), headers=headers) as response:
+                return response.status
+        except aiohttp.ClientError:
+            return 0  # nobody listening: Telegram would retry later; the tests look at the status
 
     async def send_text(
         self,
@@ -177,6 +246,19 @@ class LoopbackBotAPI:
         reply_to: int | None = None,
     ) -> int:
         """A user's text message; commands and @mentions get their entities as Telegram would send them."""
+        update = self.text_update(text, chat_id, user_id, chat_type, reply_to)
+        await self._push(update)
+        return int(update["message"]["message_id"])
+
+    def text_update(
+        self,
+        text: str,
+        chat_id: int = 111,
+        user_id: int = 111,
+        chat_type: str = "private",
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """The update of a user's text message, not yet sent (see send_text)."""
         chat = {"id": chat_id, "type": chat_type}
         chat.update({"first_name": "Tester"} if chat_type == "private" else {"title": "Test group"})
         self.chats[chat_id] = chat
@@ -200,8 +282,7 @@ class LoopbackBotAPI:
         if reply_to is not None:
             message["reply_to_message"] = self.messages[reply_to]
         self.messages[message_id] = message
-        await self._push({"message": message})
-        return message_id
+        return {"message": message}
 
     async def send_photo(self, chat_id: int = 111, user_id: int = 111) -> None:
         chat = {"id": chat_id, "type": "private", "first_name": "Tester"}
@@ -232,6 +313,26 @@ class LoopbackBotAPI:
             }
         )
         return query_id
+
+    async def inline_query(self, text: str, user_id: int = 111) -> str:
+        """Type `@bot text` in some chat: an inline query, as Telegram sends one per pause in typing."""
+        query_id = f"iq{next(self._inline_ids)}"
+        await self._push(
+            {
+                "inline_query": {
+                    "id": query_id,
+                    "from": {"id": user_id, "is_bot": False, "first_name": "Tester"},
+                    "query": text,
+                    "offset": "",
+                    "chat_type": "sender",
+                }
+            }
+        )
+        return query_id
+
+    def inline_answer(self, query_id: str) -> Call | None:
+        """The bot's answerInlineQuery for this query, if it made one."""
+        return next((c for c in self.calls_to("answerInlineQuery") if c.params["inline_query_id"] == query_id), None)
 
     def calls_to(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [
@@ -275,6 +376,14 @@ def describe_call(call: Call) -> str | None:
         return "\n".join(part for part in (f"\n[bot] {_plain(call.params['text'])}\n", keyboard) if part)
     if call.method == "editMessageReplyMarkup":
         return keyboard or None
+    if call.method == "answerInlineQuery":
+        results = call.params.get("results") or []
+        shown = [f"      ({n}) {r.get('title')}: {r.get('description', '')}" for n, r in enumerate(results, start=1)]
+        texts = [
+            f"\n[inline result {n}, as it would be sent]\n{_plain(r['input_message_content']['message_text'])}\n"
+            for n, r in enumerate(results, start=1)
+        ]
+        return "\n".join(["      [inline results]" if results else "      [no inline results]", *shown, *texts])
     if call.method == "answerCallbackQuery" and call.params.get("text"):
         return f"      [notice] {call.params['text']}"  # Telegram shows it briefly over the chat
     return None
@@ -285,6 +394,7 @@ async def _chat(token: str, port: int) -> None:
     base_url = await api.start(port)
     print(f"Bot API on {base_url} - start the bot with STORYBOT_TELEGRAM_API_URL={base_url}")
     print(f"and TELEGRAM_BOT_TOKEN={token}, then type messages here as a Telegram user (Ctrl-D quits).")
+    print("'!press N' taps button N under the last reply; '@bot question' asks inline; '/start KEY' opens a story.")
     seen = 0
     loop = asyncio.get_running_loop()
 
@@ -312,6 +422,8 @@ async def _chat(token: str, port: int) -> None:
                 number = int(line.split()[1]) if line.split()[1].isdigit() else 0
                 if bot_messages and 1 <= number <= len(buttons):
                     await api.press(bot_messages[-1], buttons[number - 1])
+            elif line.startswith("@"):  # "@bot question": an inline query, as typed in any chat
+                await api.inline_query(line.partition(" ")[2])
             elif line.strip():
                 await api.send_text(line)
     except EOFError:

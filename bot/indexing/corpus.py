@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -416,3 +416,46 @@ def parse_document(name: str, text: str) -> Document:
         paragraphs=paragraphs,
         header_lines=header_lines,
     )
+
+
+# -- story keys ---------------------------------------------------------------------------------------------
+
+STORY_KEY_MAX = 64  # Telegram's /start payload: at most 64 of these characters
+_STORY_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def story_key(name: str) -> str | None:
+    """The story key of a corpus file: its name without the extension, or None when that is not Telegram-safe."""
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return stem if _STORY_KEY.fullmatch(stem) else None
+
+
+def story_keys(names: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """(key of each file that has one, a plain line for each file that gets none and why).
+
+    A key two files would share is given to neither: which file a link opens must not depend on the
+    order the files were found in.
+    """
+    by_key: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for name in sorted(names):
+        key = story_key(name)
+        if key is None:
+            problems.append(
+                f"No story key for {printable(name, keep_newlines=False)}: a key is the file name without its "
+                f"extension, in letters, digits, '-' and '_' only, at most {STORY_KEY_MAX} characters; rename "
+                "the file to link to it (it is still answered from)."
+            )
+        else:
+            by_key.setdefault(key, []).append(name)
+    keys: dict[str, str] = {}
+    for key, files in by_key.items():
+        if len(files) == 1:
+            keys[files[0]] = key
+        else:
+            shown = ", ".join(printable(f, keep_newlines=False) for f in files)
+            problems.append(
+                f"No story key for {shown}: they would share the key {key!r}; rename all but one to link to "
+                "them (they are still answered from)."
+            )
+    return keys, problems

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,14 @@ class MetadataStore:
         store = cls(path, writable=True)
         store._db.executescript(SCHEMA)
         store._db.executemany("INSERT INTO info VALUES (?, 0)", [("next_chunk",), ("next_sentence",), ("next_doc",)])
+        return store
+
+    @classmethod
+    def of_chunk_terms(cls, chunk_terms: Mapping[int, str]) -> MetadataStore:
+        """An in-memory store of only these chunks' stems: `bm25_chunks` then ranks as an index of them alone."""
+        store = cls(Path(":memory:"), writable=True)
+        store._db.execute(f'CREATE VIRTUAL TABLE chunk_terms USING fts5 (stems, tokenize="{_TOKENIZER}")')
+        store._db.executemany("INSERT INTO chunk_terms (rowid, stems) VALUES (?, ?)", sorted(chunk_terms.items()))
         return store
 
     def next_ids(self) -> tuple[int, int]:
@@ -330,6 +338,18 @@ class MetadataStore:
             length=length,
         )
 
+    def document_headers(self) -> list[tuple[str, str, str | None, str | None]]:
+        """(name, title, outlet, date) of every document: what a list of the stories shows."""
+        return [
+            (
+                self._text(name, "document name"),
+                self._text(title, "title"),
+                self._optional_text(outlet),
+                self._optional_text(date),
+            )
+            for name, title, outlet, date in self._query("SELECT name, title, outlet, date FROM documents ORDER BY id")
+        ]
+
     def sentences(self, ids: Iterable[int]) -> dict[int, SentenceRow]:
         """Sentence rows by id, each checked against its paragraph; IndexDamagedError names a bad one."""
         found: dict[int, SentenceRow] = {}
@@ -389,6 +409,35 @@ class MetadataStore:
             raise IndexDamagedError(self.path, f"{kind} {missing[0]} or its document or paragraph is not there")
         return rows
 
+    def passage_ids(self, documents: Iterable[str]) -> tuple[list[int], list[int]]:
+        """(chunk ids, sentence ids) of the documents named."""
+        names = sorted(set(documents))
+        marks = ",".join("?" * len(names))
+        ids = []
+        for table in ("chunks", "sentences"):
+            ids.append(
+                [
+                    int(i)
+                    for (i,) in self._query(
+                        f"SELECT x.id FROM {table} x JOIN documents d ON d.id = x.doc "  # noqa: S608 - fixed names
+                        f"WHERE d.name IN ({marks}) ORDER BY x.id",
+                        names,
+                    )
+                ]
+            )
+        return ids[0], ids[1]
+
+    def chunk_terms(self, ids: Iterable[int]) -> dict[int, str]:
+        """The stems BM25 indexed for each chunk asked for."""
+        found: dict[int, str] = {}
+        for batch in _batches(sorted(set(ids))):
+            for chunk_id, stems_ in self._query(
+                f"SELECT rowid, stems FROM chunk_terms WHERE rowid IN ({','.join('?' * len(batch))})",  # noqa: S608
+                batch,
+            ):
+                found[int(chunk_id)] = self._text(stems_, "chunk's stems")
+        return found
+
     def chunk_ids(self) -> list[int]:
         return [i for (i,) in self._query("SELECT id FROM chunks ORDER BY id")]
 
@@ -441,15 +490,19 @@ class MetadataStore:
         )
         return [(int(i), float(score)) for i, score in rows]
 
-    def officials(self, head_stems: Iterable[str]) -> list[Official]:
-        """Officials whose title ends with one of the stems ("minist" for "foreign minister")."""
+    def officials(self, head_stems: Iterable[str], documents: Iterable[str] | None = None) -> list[Official]:
+        """Officials whose title ends with one of the stems ("minist" for "foreign minister"), in the documents
+        named (default: all)."""
         wanted = list(dict.fromkeys(head_stems))
         if not wanted:
             return []
-        rows = self._query(
-            f"SELECT DISTINCT title, qualifiers, name FROM officials WHERE head IN ({','.join('?' * len(wanted))})",
-            wanted,
-        )
+        sql = f"SELECT DISTINCT title, qualifiers, name FROM officials WHERE head IN ({','.join('?' * len(wanted))})"
+        parameters: list[str] = wanted
+        if documents is not None:
+            names = sorted(set(documents))
+            sql += f" AND doc IN (SELECT id FROM documents WHERE name IN ({','.join('?' * len(names))}))"
+            parameters = [*wanted, *names]
+        rows = self._query(sql, parameters)
         return [
             Official(frozenset(title.split()), frozenset(qualifiers.split()), self._text(name, "official"))
             for title, qualifiers, name in rows

@@ -1,19 +1,19 @@
-"""The Telegram front end's Application: python-telegram-bot v22, long polling.
+"""The Telegram front end's Application: python-telegram-bot v22, long polling or webhook.
 
 build_application() wires the handlers (handlers.py), the delivery (delivery.py) and the JSON chat
-state (state.py); run_polling() is `storybot telegram`; polling() runs the bot inside a running event
-loop for the tests and the load benchmark.
+state (state.py); run_bot() is `storybot telegram`; polling() and webhook() run the bot inside a running
+event loop for the tests and the load benchmark.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import html
 import logging
 import signal
 from collections.abc import AsyncIterator
-from types import FrameType
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError
@@ -22,6 +22,7 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -35,7 +36,9 @@ from bot.feedback import FeedbackLog
 from bot.service import StorybotService
 from bot.telegram import handlers
 from bot.telegram.delivery import MessageRateLimiter
+from bot.telegram.inline import InlineCache
 from bot.telegram.state import STATE_FILE, JsonPersistence, retire_old_pickle
+from bot.telegram.webhook import guard_webhook_logs, new_secret_token, webhook_path
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ async def watch_corpus(application: Application, service: StorybotService) -> No
         try:
             if await asyncio.to_thread(service.refresh_if_stale):
                 application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
+                application.bot_data["inline_cache"].clear()  # answers may differ now
         except StorybotError as error:
             log.error("could not rebuild the index, still answering from the old one: %s", error)
         except Exception:  # a bug must not stop the watching, nor the bot
@@ -94,10 +98,12 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
         .concurrent_updates(True)
         .post_init(post_init)
         .post_stop(post_stop)
+        .post_shutdown(post_stop)  # also when the updater failed to start (the Application never ran)
         .build()
     )
     application.bot_data["service"] = service
     application.bot_data["feedback"] = FeedbackLog(settings.data_dir)
+    application.bot_data["inline_cache"] = InlineCache()
 
     messages, private, groups = filters.UpdateType.MESSAGE, filters.ChatType.PRIVATE, filters.ChatType.GROUPS
     application.add_handler(TypeHandler(Update, handlers.allow_list_gate), group=-1)
@@ -105,12 +111,14 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     application.add_handler(CommandHandler("help", handlers.help_command))
     application.add_handler(CommandHandler("sources", handlers.sources))
     application.add_handler(CommandHandler("reset", handlers.reset))
+    application.add_handler(CommandHandler("story", handlers.story_command))
     application.add_handler(CommandHandler("ask", handlers.ask_command))
     application.add_handler(MessageHandler(messages & filters.COMMAND, handlers.unknown_command))
     application.add_handler(MessageHandler(messages & private & filters.TEXT & ~filters.COMMAND, handlers.private_text))
     application.add_handler(MessageHandler(messages & groups & filters.TEXT & ~filters.COMMAND, handlers.group_text))
     application.add_handler(MessageHandler(messages & private & ~filters.TEXT & ~filters.COMMAND, handlers.not_text))
     application.add_handler(CallbackQueryHandler(handlers.button))
+    application.add_handler(InlineQueryHandler(handlers.inline_query))
     application.add_error_handler(handlers.error_handler)
     return application
 
@@ -118,16 +126,44 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
 @contextlib.asynccontextmanager
 async def polling(application: Application, poll_timeout: int = 1) -> AsyncIterator[Application]:
     """Run long polling inside a running event loop (tests, the load benchmark), and stop it cleanly."""
+    async with _running(application):
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
+        yield application
+
+
+@contextlib.asynccontextmanager
+async def webhook(
+    application: Application, url: str, listen: str, port: int, secret_token: str
+) -> AsyncIterator[Application]:
+    """Receive updates by webhook inside a running event loop (tests): setWebhook, then listen on listen:port."""
+    guard_webhook_logs()
+    async with _running(application):
+        assert application.updater is not None
+        await application.updater.start_webhook(
+            listen=listen,
+            port=port,
+            url_path=webhook_path(url),
+            webhook_url=url,
+            secret_token=secret_token,
+            allowed_updates=Update.ALL_TYPES,
+        )
+        yield application
+
+
+@contextlib.asynccontextmanager
+async def _running(application: Application) -> AsyncIterator[None]:
+    """Start the Application as run_polling/run_webhook would; the caller starts the updates; stop it all."""
     await application.initialize()
     if application.post_init:
         await application.post_init(application)
     await application.start()
-    assert application.updater is not None
-    await application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout)
     try:
-        yield application
+        yield
     finally:
-        await application.updater.stop()
+        assert application.updater is not None
+        if application.updater.running:
+            await application.updater.stop()
         await application.stop()
         if application.post_stop:
             await application.post_stop(application)
@@ -162,8 +198,8 @@ def _safe_url(url: str) -> str:
     return html.escape(url.split("?")[0])
 
 
-def run_polling(settings: Settings) -> None:
-    """`storybot telegram`: check the token, load the service, then poll until stopped.
+def run_bot(settings: Settings) -> None:
+    """`storybot telegram`: check the token, load the service, then poll (or take webhooks) until stopped.
 
     Ctrl-C stops the bot cleanly and is then raised again as KeyboardInterrupt, so the CLI exits 130.
     """
@@ -172,19 +208,47 @@ def run_polling(settings: Settings) -> None:
     username = asyncio.run(check_token(settings))
     service = StorybotService.load(settings)
     application = build_application(settings, service)
-    status.show(f"storybot is running as @{username}; press Ctrl-C to stop")
+    url = settings.webhook_url
+    where = f"updates by webhook at {url}, listening on {settings.webhook_listen}:{settings.webhook_port}"
+    status.show(f"storybot is running as @{username} ({where if url else 'long polling'}); press Ctrl-C to stop")
     interrupted = False
 
-    def on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    def on_ctrl_c() -> None:
         nonlocal interrupted
         interrupted = True
-        signal.default_int_handler(signum, frame)  # KeyboardInterrupt: PTB shuts down cleanly on it
+        raise KeyboardInterrupt  # out of the event loop, where PTB catches it and shuts down cleanly
 
-    # PTB turns every stop signal into the same quiet return; SIGINT is kept out of them so we can tell.
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    # Ctrl-C is a callback of the event loop, run between other callbacks: a KeyboardInterrupt raised
+    # wherever the signal lands (inside the webhook server, say) left the shutdown half done ("coroutine
+    # 'Updater.stop' was never awaited"). PTB's own stop signals all end the same quiet way, so SIGINT is
+    # kept out of them to tell Ctrl-C apart (exit code 130).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # run_polling/run_webhook run on the current loop
+    loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
+    stop_signals = (signal.SIGTERM, signal.SIGABRT)
     try:
-        application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGTERM, signal.SIGABRT))
+        if url:
+            guard_webhook_logs()
+            try:
+                application.run_webhook(
+                    listen=settings.webhook_listen,
+                    port=settings.webhook_port,
+                    url_path=webhook_path(url),
+                    webhook_url=url,
+                    secret_token=new_secret_token(),  # a new one each start: an old leaked one stops working
+                    allowed_updates=Update.ALL_TYPES,
+                    stop_signals=stop_signals,
+                )
+            except OSError as error:
+                if error.errno not in {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}:
+                    raise
+                raise ConfigError(
+                    f"cannot listen for webhooks on {settings.webhook_listen}:{settings.webhook_port} "
+                    f"({error.strerror}); set STORYBOT_WEBHOOK_LISTEN and STORYBOT_WEBHOOK_PORT"
+                ) from None
+        else:
+            application.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=stop_signals)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        asyncio.set_event_loop(None)  # PTB closed it
     if interrupted:
         raise KeyboardInterrupt

@@ -96,8 +96,8 @@ async def reply_text(message: Message, text: str) -> None:
     await with_retries(lambda: message.reply_text(text))
 
 
-async def edit_html(message: Message, text: str, markup: InlineKeyboardMarkup) -> None:
-    """Replace a message's text and buttons; "not modified" (a double tap) is not an error."""
+async def edit_html(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Replace a message's text and buttons (none: no buttons); "not modified" (a double tap) is not an error."""
     try:
         await with_retries(
             lambda: message.edit_text(

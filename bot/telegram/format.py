@@ -108,32 +108,47 @@ def _bold_span(text: str, start: int, end: int) -> str:
     return "".join(pieces)
 
 
-def render_answer(answer: Answer) -> str:
+def _is_whole_sentence(answer: Answer) -> bool:
+    return not answer.shown.sentence or answer.text == answer.shown.sentence
+
+
+def _answer_line(text: str, answer: Answer) -> str:
+    """The answer itself: a sentence with the likely answer or the key words in bold, or a bold span."""
+    if _is_whole_sentence(answer) and answer.shown.highlight:
+        return _bold_span(text, *answer.shown.highlight)  # the likely answer inside the sentence
+    if _is_whole_sentence(answer):
+        return emphasise(_one_line(text), answer.shown.key_terms)
+    return f"<b>{escape(_one_line(text))}</b>"  # a name, day, place or figure: the answer itself
+
+
+def render_answer(answer: Answer, story: str | None = None, with_question: bool = False) -> str:
     """The short form: the answer with key words emphasised, then short quotes of the sources.
 
     Each thing is said once: the answering sentence is not quoted again in full under Sources, and the
-    article title is written once when every source comes from the same article.
+    article title is written once when every source comes from the same article. Asked within a story
+    (`story`: its title), the reply opens with the story's title, and only there. `with_question` writes
+    the question out under it (a question asked by a button has no message to quote).
     """
+    heading = [story_line(story)] if story else []
+    if with_question:
+        heading += [f"❓ <i>{escape(answer.question)}</i>", ""]
     if not answer.answered or not answer.text:
-        parts = [f"🤷 <b>{escape(answer.shown.reason or 'The article does not say.')}</b>"]
+        parts = [*heading, f"🤷 <b>{escape(answer.shown.reason or 'The article does not say.')}</b>"]
         if answer.citations:
             closest = answer.citations[0]
             parts.append("\n<i>Closest passage (not an answer):</i>")
             parts.append(f"<blockquote>{escape(_one_line(closest.text))}</blockquote>")
-            parts.append(_source_line(closest.title, closest.paragraph))
+            paragraph = f"— <i>paragraph {closest.paragraph}</i>"
+            parts.append(paragraph if story else _source_line(closest.title, closest.paragraph))
         return "\n".join(parts)
-    whole_sentence = not answer.shown.sentence or answer.text == answer.shown.sentence
-    if whole_sentence and answer.shown.highlight:
-        parts = [_bold_span(answer.text, *answer.shown.highlight)]  # the likely answer inside the sentence
-    elif whole_sentence:
-        parts = [emphasise(_one_line(answer.text), answer.shown.key_terms)]
-    else:
-        parts = [f"<b>{escape(_one_line(answer.text))}</b>"]  # a name, day, place or figure: the answer itself
+    whole_sentence = _is_whole_sentence(answer)
+    parts = [*heading, _answer_line(answer.text, answer)]
     if answer.shown.corrections:
         parts.append(f"<i>{escape(_read_as(answer.shown.corrections))}</i>")
     titles = {citation.title for citation in answer.citations}
     one_article = len(titles) == 1
-    parts += ["", "<b>Sources</b>" + (f" — <i>{escape(next(iter(titles)))}</i>" if one_article else "")]
+    named = one_article and not story  # the story's line above already names it
+    parts += ["", "<b>Sources</b>" + (f" — <i>{escape(next(iter(titles)))}</i>" if named else "")]
     for citation in answer.citations:
         shown = answer.text if whole_sentence and citation.n == 1 else None
         quote = f"<b>[{citation.n}]</b> “{escape(short_quote(citation.text, shown))}”"
@@ -142,6 +157,30 @@ def render_answer(answer: Answer) -> str:
         else:
             parts.append(f"{quote} {_source_line(citation.title, citation.paragraph)}")
     return "\n".join(parts)
+
+
+def story_line(title: str) -> str:
+    """The line that names the story a reply is about."""
+    return f"📰 <b>{escape(title)}</b>"
+
+
+def render_inline_answer(answer: Answer, title: str | None) -> str:
+    """The message an inline result sends: the story's title line, the question, the answer and its citation.
+
+    `title` names the story (None: an unscoped refusal, which names none). Short by construction: a
+    question of at most 256 characters (Telegram's inline limit), one sentence and one clipped quote.
+    """
+    lines = [story_line(title)] if title else []
+    lines.append(f"❓ <i>{escape(_one_line(answer.question))}</i>")
+    lines.append("")
+    if not answer.answered or not answer.text:
+        lines.append(f"🤷 <b>{escape(answer.shown.reason or 'The story does not say.')}</b>")
+    else:
+        lines.append(_answer_line(answer.text, answer))
+        first = answer.citations[0]
+        shown = answer.text if _is_whole_sentence(answer) else None
+        lines.append(f"<b>[1]</b> “{escape(short_quote(first.text, shown))}” <i>(paragraph {first.paragraph})</i>")
+    return split_html("\n".join(lines), TELEGRAM_MESSAGE_LIMIT)[0]
 
 
 def render_context(answer: Answer, paragraphs: list[tuple[int, str]], title: str) -> str:

@@ -8,26 +8,63 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQuery,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    Message,
+    MessageEntity,
+    Update,
+)
 from telegram.constants import ChatAction, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.answering.answer import Answer
+from bot.answering.stories import Story
 from bot.config import Settings
+from bot.errors import UnknownStoryError
 from bot.feedback import FeedbackLog
 from bot.indexing.index import DocumentInfo
 from bot.service import StorybotService
 from bot.telegram.delivery import edit_html, edit_markup, reply_text, send_html, with_retries
 from bot.telegram.format import TELEGRAM_MESSAGE_LIMIT, escape, render_answer, render_context, split_html
+from bot.telegram.inline import (
+    INLINE_CACHE_SECONDS,
+    INLINE_PAUSE_SECONDS,
+    INLINE_RESULTS,
+    InlineCache,
+    InlineQuestion,
+    cache_key,
+    deep_link,
+    read_inline_query,
+    result_article,
+)
 from bot.telegram.state import (
+    choose_story,
+    chosen_story,
     load_session,
     record_vote,
     remember_answer,
     save_session,
     stored_answer,
     take_turn,
+)
+from bot.telegram.stories import (
+    CHOOSE,
+    PAGE,
+    WHICH,
+    read_story_callback,
+    search_results,
+    stories_page,
+    story_button,
+    story_opened,
+    which_story,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +73,7 @@ COMMANDS = [
     BotCommand("start", "what this bot is, with example questions"),
     BotCommand("help", "what the bot can and cannot do"),
     BotCommand("sources", "the articles it answers from"),
+    BotCommand("story", "ask about one story: /story, /story words, /story all"),
     BotCommand("ask", "ask a question (in groups: /ask your question)"),
     BotCommand("reset", "forget this conversation"),
 ]
@@ -73,6 +111,11 @@ async def allow_list_gate(update: object, context: ContextTypes.DEFAULT_TYPE) ->
     allowed = _settings(context).allowed_chat_ids
     if allowed is None or not isinstance(update, Update):
         return
+    if update.inline_query:  # no chat yet: the user must be on the list (a user's id is their private chat's)
+        if update.inline_query.from_user.id in allowed:
+            return
+        await _answer_inline(update.inline_query, [])
+        raise ApplicationHandlerStop
     chat = update.effective_chat
     if chat is not None and chat.id in allowed:
         return
@@ -135,11 +178,16 @@ def _context_html(service: StorybotService, answer: Answer) -> str | None:
 
 
 async def answer_question(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, question: str, from_button: bool = False
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    question: str,
+    from_button: bool = False,
+    story: str | None = None,
 ) -> None:
     """The one path every question takes: checks, the user's turn, typing, the service, the cited reply.
 
     A question typed by the user is quoted by the reply; one asked by a button is written out on top.
+    It is asked within `story` when given, else within the chat's chosen story, else of the whole archive.
     """
     message = update.effective_message
     if message is None:
@@ -173,15 +221,35 @@ async def answer_question(
 
     await with_retries(lambda: message.chat.send_action(ChatAction.TYPING))
     chat_data = context.chat_data if context.chat_data is not None else {}
+    scope = await _story_in_scope(message, chat_data, service, story)
     session = load_session(chat_data, settings.history_turns)
-    answer = await service.ask_async(question, session)
+    answer = await service.ask_async(question, session, story=scope.key if scope else None)
     save_session(chat_data, session)
-    short = render_answer(answer)
-    if from_button:
-        short = f"❓ <i>{escape(question)}</i>\n\n{short}"
+    if answer.stories:  # several stories fit about equally: ask back instead of guessing
+        text, markup = which_story(answer.question, answer.stories)
+        sent = await send_html(message, text, markup, quote=not from_button)
+        remember_answer(chat_data, sent[-1].message_id, {"question": answer.question})
+        return
+    short = render_answer(answer, scope.title if scope else None, with_question=from_button)
     wide = _context_html(service, answer)
     sent = await send_html(message, short, answer_markup(False, wide is not None), quote=not from_button)
     remember_answer(chat_data, sent[-1].message_id, {"short": short, "wide": wide, "answer": answer.to_json()})
+
+
+async def _story_in_scope(
+    message: Message, chat_data: dict[str, Any], service: StorybotService, key: str | None
+) -> Story | None:
+    """The story a question is asked in: `key`, else the chat's; a chosen story since removed is let go."""
+    key = key or chosen_story(chat_data)
+    if key is None:
+        return None
+    try:
+        return service.story(key)
+    except UnknownStoryError:
+        if key == chosen_story(chat_data):
+            choose_story(chat_data, None)
+        await reply_text(message, "That story is no longer in the archive, so I'm asking all the stories.")
+        return None
 
 
 # -- commands -----------------------------------------------------------------------------------------
@@ -193,9 +261,15 @@ def _describe(info: DocumentInfo) -> str:
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Greet with the corpus and three example questions as buttons."""
+    """Greet with the corpus and three example questions; `/start KEY` (a t.me deep link) opens that story."""
     message = update.effective_message
     if message is None:
+        return
+    if context.args:
+        if context.args[0] == "help":  # the inline mode's "too many questions" button leads here
+            await help_command(update, context)
+        else:
+            await open_story(update, context, context.args[0])
         return
     examples: list[str] = context.bot_data.get("examples", [])
     lines = ["👋 I answer questions about this news, quoting the article itself:", ""]
@@ -246,6 +320,57 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await reply_text(message, f"I don't know {command}. Type a question, or /help for what I can do.")
 
 
+async def open_story(update: Update, context: ContextTypes.DEFAULT_TYPE, key: str) -> None:
+    """Turn the chat to the story with this key; an unknown key gets the closest ones as buttons."""
+    message = update.effective_message
+    if message is None:
+        return
+    service = _service(context)
+    try:
+        story = service.story(key)
+    except UnknownStoryError as error:
+        closest = [service.story(k) for k in error.closest]
+        markup = InlineKeyboardMarkup([[story_button(s)] for s in closest]) if closest else None
+        text = f"{escape(str(error))}\n/story lists the newest stories; or just ask about any of them."
+        await send_html(message, text, markup, quote=False)
+        return
+    if context.chat_data is not None:
+        choose_story(context.chat_data, story.key)
+    await send_html(message, story_opened(story), quote=False)
+
+
+async def story_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/story: the newest stories as buttons; /story WORDS searches the headlines; /story all: every story."""
+    message = update.effective_message
+    if message is None:
+        return
+    service = _service(context)
+    words = " ".join(context.args or [])
+    chat_data = context.chat_data if context.chat_data is not None else {}
+    if words.lower() == "all":
+        choose_story(chat_data, None)
+        await reply_text(message, "Back to the whole archive: ask about any story.")
+        return
+    if not words:
+        current = await _current_story(chat_data, service)
+        text, markup = stories_page(service.stories(), 0, current)
+    elif any(story.key == words for story in service.stories()):
+        await open_story(update, context, words)
+        return
+    else:
+        found = await asyncio.to_thread(service.search_stories, words)
+        text, markup = search_results(words, found)
+    await send_html(message, text, markup, quote=False)
+
+
+async def _current_story(chat_data: dict[str, Any], service: StorybotService) -> Story | None:
+    key = chosen_story(chat_data)
+    try:
+        return service.story(key) if key else None
+    except UnknownStoryError:
+        return None
+
+
 # -- messages -----------------------------------------------------------------------------------------
 
 
@@ -275,6 +400,91 @@ async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply_text(update.effective_message, "I can only read text: please type your question.")
 
 
+# -- inline mode: "@bot question" in any chat ------------------------------------------------------
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer `@bot [key:] question` with cited results to share; ignore text that is no question yet."""
+    query = update.inline_query
+    if query is None:
+        return
+    # Queries come per keystroke; only the user's newest is answered. Noted before the first await, so
+    # in the order the queries came.
+    latest: dict[int, str] = context.bot_data.setdefault("inline_latest", {})
+    latest[query.from_user.id] = query.id
+    service, settings = _service(context), _settings(context)
+    asked = read_inline_query(query.query)
+    scope = None
+    if asked.story is not None:
+        try:
+            scope = service.story(asked.story)
+        except UnknownStoryError:  # "Note: who spoke?" is a question, not a story key
+            asked = InlineQuestion(None, " ".join(query.query.split()))
+    if not asked.question or await asyncio.to_thread(service.check, asked.question) is not None:
+        await _answer_inline(query, [], personal=False)
+        return
+    cache: InlineCache = context.bot_data["inline_cache"]
+    key = cache_key(asked)
+    cached = cache.get(key)
+    if cached is not None:  # re-typed or asked by someone else: no model run, no rate-limit token
+        await _answer_inline(query, cached, personal=settings.allowed_chat_ids is not None)
+        return
+    # Wait for typing to pause: a timer by nature, as no event says "the next keystroke never came".
+    await asyncio.sleep(INLINE_PAUSE_SECONDS)
+    if latest.get(query.from_user.id) != query.id:
+        return  # the user typed on; Telegram's client shows only the newest query's answer
+    if context.user_data is not None:
+        # No queue inline: the client gives up on an answer within seconds.
+        turn = take_turn(context.user_data, settings.rate_limit_per_minute, settings.rate_limit_burst, queue_seconds=0)
+        if not turn.admitted:
+            button = InlineQueryResultsButton(
+                text=f"⏳ Too many questions: try again in {turn.wait:.0f} s", start_parameter="help"
+            )
+            await _answer_inline(query, [], button=button)
+            return
+    answer = await service.ask_async(asked.question, story=scope.key if scope else None)
+    scoped: list[tuple[Story | None, Answer]]
+    if answer.stories:  # no asking back inline: one result per story, each answered within its story
+        stories = answer.stories[:INLINE_RESULTS]
+        scoped = [(story, await service.ask_async(asked.question, story=story.key)) for story in stories]
+    else:
+        scoped = [(scope or _story_of_answer(service, answer), answer)]
+    username = context.bot.username
+    results = [
+        result_article(found, story.title if story else None, key, deep_link(username, story.key) if story else None)
+        for story, found in scoped
+    ]
+    cache.put(key, results)
+    await _answer_inline(query, results, personal=settings.allowed_chat_ids is not None)
+
+
+def _story_of_answer(service: StorybotService, answer: Answer) -> Story | None:
+    """The story an answer comes from (none for a refusal of the whole archive: it comes from no story)."""
+    if not answer.answered or not answer.citations:
+        return None
+    doc = answer.citations[0].doc
+    return next((story for story in service.stories() if story.doc == doc), None)
+
+
+async def _answer_inline(
+    query: InlineQuery,
+    results: list[InlineQueryResultArticle],
+    personal: bool = True,
+    button: InlineQueryResultsButton | None = None,
+) -> None:
+    """answerInlineQuery; `personal` keeps Telegram from showing these results to other users.
+
+    A query the user has typed past may be too old to answer by now: that is not an error.
+    """
+    cache_time = INLINE_CACHE_SECONDS if results else 0
+    try:
+        await with_retries(lambda: query.answer(results, cache_time=cache_time, is_personal=personal, button=button))
+    except BadRequest as error:
+        if "query is too old" not in str(error).lower():
+            raise
+        log.info("an inline query expired before its answer (%s)", error)
+
+
 # -- buttons ------------------------------------------------------------------------------------------
 
 
@@ -292,8 +502,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if message is not None and 0 <= index < len(examples):
             await answer_question(update, context, examples[index], from_button=True)
         return
+    if data.startswith(f"{PAGE}:"):
+        await turn_stories_page(update, context, data[len(PAGE) + 1 :])
+        return
+    story_press = read_story_callback(data, _service(context).stories())
+    if story_press is not None:
+        await story_button_pressed(update, context, *story_press)
+        return
     record = stored_answer(context.chat_data, message.message_id) if message is not None else None
-    if message is None or record is None:
+    if message is None or record is None or "short" not in record:
         await query.answer("That answer is too old for this button; please ask again.", show_alert=True)
         return
     user = str(query.from_user.id)
@@ -320,6 +537,47 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await edit_markup(message, markup)
         return
     await query.answer()
+
+
+async def turn_stories_page(update: Update, context: ContextTypes.DEFAULT_TYPE, page: str) -> None:
+    """◀ / ▶ under the /story list: show another page in place."""
+    query = update.callback_query
+    if query is None:
+        return
+    await query.answer()
+    if not isinstance(query.message, Message) or not page.isdigit():
+        return
+    service = _service(context)
+    current = await _current_story(context.chat_data or {}, service)
+    text, markup = stories_page(service.stories(), int(page), current)
+    await edit_html(query.message, text, markup)
+
+
+async def story_button_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, action: str, story: Story | None
+) -> None:
+    """A story's button: open it (/story, an unknown deep link) or ask the question in it (which story?)."""
+    query = update.callback_query
+    if query is None:
+        return
+    if story is None:
+        await query.answer("That story is no longer in the archive; /story lists the stories.", show_alert=True)
+        return
+    message = query.message if isinstance(query.message, Message) else None
+    if action == CHOOSE:
+        if context.chat_data is not None:
+            choose_story(context.chat_data, story.key)
+        await query.answer(f"Now asking about: {story.title}"[:200])
+        if message is not None:
+            await edit_html(message, story_opened(story))
+        return
+    record = stored_answer(context.chat_data, message.message_id) if message is not None else None
+    question = record.get("question") if record else None
+    if action != WHICH or not isinstance(question, str):
+        await query.answer("That question is too old for this button; please ask again.", show_alert=True)
+        return
+    await query.answer()
+    await answer_question(update, context, question, from_button=True, story=story.key)
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -238,11 +238,13 @@ class Admission:
     wait: float  # admitted: seconds to wait for the question's turn; refused: seconds until one is free
 
 
-def take_turn(user_data: Data, per_minute: int, burst: int, now: float | None = None) -> Admission:
+def take_turn(
+    user_data: Data, per_minute: int, burst: int, now: float | None = None, queue_seconds: float = QUEUE_SECONDS
+) -> Admission:
     """Take a token from the user's bucket (holds `burst`, refills `per_minute`/60 a second).
 
     With no token left the question queues for the next one (the bucket goes below zero), as long as
-    its turn comes within QUEUE_SECONDS; only then is it refused. Wall-clock time, so a restart keeps it.
+    its turn comes within `queue_seconds`; only then is it refused. Wall-clock time, so a restart keeps it.
     """
     now = time.time() if now is None else now
     rate = per_minute / 60.0
@@ -256,7 +258,7 @@ def take_turn(user_data: Data, per_minute: int, burst: int, now: float | None = 
         tokens, then = float(bucket["tokens"]), float(bucket["at"])
     tokens = min(float(burst), tokens + max(0.0, now - then) * rate)
     wait = max(0.0, (1.0 - tokens) / rate)
-    if wait > QUEUE_SECONDS:
+    if wait > queue_seconds:
         user_data["bucket"] = {"tokens": tokens, "at": now}
         return Admission(False, math.ceil(wait))
     user_data["bucket"] = {"tokens": tokens - 1.0, "at": now}
@@ -288,3 +290,22 @@ def record_vote(record: Data, user_id: int, vote: str) -> bool:
         return False
     votes[str(user_id)] = vote
     return True
+
+
+# -- the story a chat is about ------------------------------------------------------------------------
+
+
+def chosen_story(chat_data: Data | None) -> str | None:
+    """The key of the story this chat asks about, or None for the whole archive."""
+    key = (chat_data or {}).get("story")
+    return key if isinstance(key, str) else None
+
+
+def choose_story(chat_data: Data, key: str | None) -> None:
+    """Ask within this story from now on (None: the whole archive); a new story starts a new conversation."""
+    if chosen_story(chat_data) != key:
+        chat_data.pop("turns", None)  # "he" in the old story is nobody in the new one
+    if key is None:
+        chat_data.pop("story", None)
+    else:
+        chat_data["story"] = key
