@@ -384,8 +384,8 @@ def _stories(service: StorybotService, as_json: bool) -> int:
     from bot.console import format_story
     from bot.terminal import without_surrogates
 
-    for problem in service.story_problems():
-        status.show(problem)
+    if service.story_problems():  # each was named, with why, when the index was built
+        status.show("Some corpus files have no story key; `storybot rebuild` names each and why.")
     for story in service.stories():
         if as_json:
             data = {"key": story.key, "title": story.title, "outlet": story.outlet, "date": story.date}

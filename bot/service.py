@@ -189,6 +189,8 @@ class StorybotService:
 
     async def ask_async(self, question: str, session: Session | None = None, story: str | None = None) -> Answer:
         """ask() off the event loop: embedding is CPU work and must not block other chats."""
+        if story is None:  # the call as it was before stories: wrappers of ask() without a story keep working
+            return await asyncio.to_thread(self.ask, question, session)
         return await asyncio.to_thread(self.ask, question, session, story)
 
     # -- stories --------------------------------------------------------------------------------

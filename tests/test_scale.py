@@ -92,8 +92,10 @@ def test_bench_scale_prints_one_row_and_leaves_the_users_index_alone(tmp_path: P
     lines = result.stdout.splitlines()
     assert lines[0].startswith("machine: ") and lines[1].split()[:2] == ["articles", "chunks+sentences"]
     row = lines[2].split()
-    assert len(row) == 15 and row[0] == "3" and row[2].startswith("(")  # texts, then (distinct texts)
-    assert row[-3].endswith("/15") and row[-2].endswith("/5")  # needle over dev.jsonl's answerable, refusals
+    assert len(row) == 17 and row[0] == "3" and row[2].startswith("(")  # texts, then (distinct texts)
+    assert row[-5].endswith("/15") and row[-4].endswith("/5")  # needle over dev.jsonl's answerable, refusals
+    in_story, asked_back = row[-3].split(","), row[-2]  # the same, asked within the seed's story
+    assert in_story[0].endswith("/15") and in_story[1].endswith("/5") and asked_back.isdigit()
     assert row[-1] == "exact"  # a few texts: flat search, no recall to report
     assert not lines[3].strip()[:1].isdigit()  # one row, then the notes
     assert "N=3: cold start" in result.stderr  # progress goes to stderr

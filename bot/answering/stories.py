@@ -96,9 +96,6 @@ class StoryCatalogue:
         self._by_doc = {story.doc: story for story in self.stories}
         self._words = {story.key: _search_stems(f"{story.title} {story.outlet or ''} {story.key}") for story in stories}
 
-    def __len__(self) -> int:
-        return len(self.stories)
-
     def get(self, key: str) -> Story:
         """The story with this key; UnknownStoryError with the closest keys when there is none."""
         story = self._by_key.get(key)
@@ -135,8 +132,5 @@ class StoryCatalogue:
         if not wanted:
             return []
         matches = [(len(wanted & self._words[story.key]), story) for story in self.stories]
-        best = max((count for count, _ in matches), default=0)
-        if best == 0:
-            return []
         # Newest first among equals: self.stories is in that order and sorting is stable.
         return [story for count, story in sorted(matches, key=lambda item: -item[0]) if count > 0]

@@ -29,7 +29,7 @@ from bot.devtools.stats import percentile
 from bot.errors import ConfigError, CorpusError
 from bot.evaluation import EvalCase, holds, load_jsonl
 from bot.indexing.chunking import chunk_document, split_sentences
-from bot.indexing.corpus import corpus_files, parse_document, read_corpus
+from bot.indexing.corpus import corpus_files, parse_document, read_corpus, story_key
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
 from bot.indexing.store import VectorStore
 from bot.service import StorybotService, rebuild_index
@@ -277,6 +277,9 @@ class ScaleRow:
     needle: tuple[int, int]  # answerable questions answered from the seed with an expected phrase, of all
     refusals: tuple[int, int]  # unanswerable questions refused, of all
     distinct_texts: int = 0  # what a rebuild embeds: each distinct text once
+    # The same questions asked within the seed's story: (needle, refusals); None when the seed has no story key.
+    in_story: tuple[tuple[int, int], tuple[int, int]] | None = None
+    asked_back: tuple[str, ...] = ()  # questions answered, unscoped, with "Which story do you mean?"
     recall_at_10: float | None = None  # of the sentence store's search against exact search; None: flat (exact)
 
 
@@ -412,6 +415,11 @@ def bench_one(
             if round_number == 0:
                 answers.append(answer)
     needle, refusals = needle_counts(cases, answers, corpus.seed_names)
+    seed_key = story_key(corpus.seed_names[0])
+    in_story = None
+    if seed_key is not None:
+        scoped = [service.ask(case.question, story=seed_key) for case in cases]
+        in_story = needle_counts(cases, scoped, corpus.seed_names)
     queries = embedder.encode([case.question for case in cases] + distinct[:: max(1, len(distinct) // 200)])
     recall = vector_recall(service.index.sentence_vectors, queries)
     del service  # its index is not needed any more: free it before the next, larger corpus
@@ -445,6 +453,8 @@ def bench_one(
         refusals=refusals,
         distinct_texts=len(distinct),
         recall_at_10=recall,
+        in_story=in_story,
+        asked_back=tuple(answer.question for answer in answers if answer.stories),
     )
 
 
@@ -475,6 +485,8 @@ COLUMNS = (
     "index MiB",
     "needle",
     "refusals",
+    "in story",
+    "asked back",
     "recall@10",
 )
 
@@ -502,6 +514,8 @@ def _cells(row: ScaleRow) -> list[str]:
         f"{row.index_mib:.1f}",
         f"{row.needle[0]}/{row.needle[1]}",
         f"{row.refusals[0]}/{row.refusals[1]}",
+        "-" if row.in_story is None else "{}/{},{}/{}".format(*row.in_story[0], *row.in_story[1]),
+        str(len(row.asked_back)),
         "exact" if row.recall_at_10 is None else f"{row.recall_at_10:.3f}",
     ]
 
@@ -544,7 +558,12 @@ def _notes(rows: Sequence[ScaleRow], questions: Path, cases: Sequence[EvalCase],
         "after a warm-up",
         "needle: answerable questions answered from the seed article with an expected phrase; refusals: "
         "unanswerable questions refused",
+        "in story: needle and refusals with every question asked within the seed's story (ask --story KEY); "
+        'asked back: questions answered unscoped with "Which story do you mean?" (counted as not found above)',
     ]
+    for row in rows:
+        if row.asked_back:
+            notes.append(f"asked back at N={row.articles:,}: " + "; ".join(repr(q) for q in row.asked_back))
     return notes
 
 
