@@ -170,9 +170,9 @@ class StorybotService:
         retrieval = retriever.search(resolved.text, scope=scope)
         documents = retriever.index.documents
         candidates = score_candidates(retrieval, self.reader, self.scorer, documents)
-        # Several stories about equally likely to hold the answer: ask which one rather than guess. Only
-        # stories with a key can be offered, since the choice comes back as a key.
-        contending = contending_documents(retrieval.question, candidates, self.threshold, self.scorer.calibration_error)
+        # Several stories could answer it: ask which one is meant rather than guess. Only stories with a key
+        # can be offered, since the choice comes back as a key.
+        contending = contending_documents(retrieval.question, candidates, self.threshold)
         offered = [found for doc in contending if (found := loaded.stories.of_document(doc)) is not None]
         if len(offered) >= 2:
             answer = ask_which_story(retrieval, documents, candidates, offered, self.settings.top_k)
