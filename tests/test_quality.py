@@ -24,13 +24,17 @@ SQUAD_SAMPLE = SHARED_DATA / "squad2-train-sample" / "train-sample.json"
 SQUAD2_DEV = SHARED_DATA / "squad2-dev" / "dev-v2.0-33.json"
 # Two of the seven SQuAD 2.0 test articles (the smallest, so their index builds fast), every question.
 SQUAD2_FLOOR_ARTICLES = ("Sky_(United_Kingdom)", "Black_Death")
-# Floors a few points under what the shipped reader and scorer measured on these sets (README
-# "Evaluation"). They catch a regression: a reader with its top layers scrambled fails each of them
-# (README, "Development").
-NEWS_FLOORS = {"right": 0.0, "abstained": 0.0, "false_refusals": 1.0}
-NEAR_MISS_FLOOR = 0.0
-SQUAD_FLOORS = {"right": 0.0, "abstained": 0.0, "false_refusals": 1.0}
-SQUAD2_FLOORS = {"right": 0.0, "abstained": 0.0, "false_refusals": 1.0}
+# Floors a few points under what the shipped reader and scorer measured on exactly these samples
+# (measured with issue 18's stories merged): news 70 of 89 right, 13 of 31 refused, 9 false refusals; near misses 19 of 80
+# refused; SQuAD sample every third question 120 of 169, 9 of 61, 6; the two SQuAD 2.0 articles 189 of
+# 216, 24 of 213, 5. They catch a regression: the shipped reader with its top two layers shuffled
+# (`python -m bot.devtools.damage_reader`) fails each test: news 52 right, near misses 14 refused,
+# SQuAD sample 76 right with 39 false refusals, SQuAD 2.0 167 right with 21 false refusals (README,
+# "Development").
+NEWS_FLOORS = {"right": 0.72, "abstained": 0.35, "false_refusals": 0.15}
+NEAR_MISS_FLOOR = 0.20
+SQUAD_FLOORS = {"right": 0.65, "abstained": 0.08, "false_refusals": 0.08}
+SQUAD2_FLOORS = {"right": 0.82, "abstained": 0.06, "false_refusals": 0.06}
 
 
 def _service(tmp_path: Path, corpus: Path, embedder: SentenceTransformerEmbedder) -> StorybotService:
