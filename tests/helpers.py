@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
+from bot.evaluation import Summary
 from bot.indexing.index import INDEX_FILES, MANIFEST
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -98,3 +99,10 @@ def resign_manifest(build_dir: Path) -> None:
             data = file.read_bytes()
             manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     path.write_text(json.dumps(manifest))
+
+
+def assert_floors(summary: Summary, floors: dict[str, float]) -> None:
+    """A held-out set's rates against its floors: right answers and right refusals, false refusals."""
+    assert summary.right >= floors["right"] * summary.answerable, summary
+    assert summary.abstained >= floors["abstained"] * summary.unanswerable, summary
+    assert summary.false_refusals <= floors["false_refusals"] * summary.answerable, summary
