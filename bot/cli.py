@@ -191,7 +191,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--questions", type=Path, help="JSON Lines questions (default: the bundled list; with --scale, dev.jsonl)"
     )
-    bench.add_argument("--rounds", type=int, default=5, help="passes over the questions (default 5)")
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="passes over the questions (default 5); with --scale, also the cold-start processes (at most 3)",
+    )
     bench.add_argument("--telegram-load", action="store_true", help="also run 20 chats x 10 questions over HTTP")
     bench.add_argument(
         "--scale",

@@ -49,6 +49,9 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
+LONG_POLL_SECONDS = 0.2  # an idle bot asks five times a second: nothing on loopback
+
+
 class LoopbackBotAPI:
     """Serves /bot<token>/<method>; tests push updates in and read the calls the bot made."""
 
@@ -148,7 +151,9 @@ class LoopbackBotAPI:
 
     async def _api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
-        timeout = min(float(params.get("timeout") or 0), 1.0)
+        # Long polls are held at most LONG_POLL_SECONDS: PTB's updater.stop() awaits the poll in flight, so
+        # every test that stops a bot would otherwise wait out a whole poll.
+        timeout = min(float(params.get("timeout") or 0), LONG_POLL_SECONDS)
         # As Telegram does: an offset confirms every earlier update, which is then forgotten.
         self._updates = [u for u in self._updates if u["update_id"] >= offset]
 

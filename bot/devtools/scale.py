@@ -55,7 +55,7 @@ MANIFEST = "scale-corpus.json"  # beside the corpus folder, not in it: it is not
 MIN_FIRST_PARAGRAPH_WORDS = 12
 SQUAD_PARAGRAPHS_PER_ARTICLE = (3, 6)
 SENTENCES_PER_PARAGRAPH = (2, 5)
-COLD_RUNS = 3
+COLD_RUNS = 3  # cold-start processes per row, fewer when fewer rounds are asked for (a quick run)
 APPENDED_SENTENCE = "The scale benchmark appended this sentence to time the rebuild after one article changed."
 
 
@@ -258,6 +258,11 @@ def prepare_corpus(
 # -- the benchmark ----------------------------------------------------------------------------
 
 
+def cold_runs_for(rounds: int) -> int:
+    """Cold-start processes per row: COLD_RUNS, or one per round when fewer rounds are asked for."""
+    return max(1, min(COLD_RUNS, rounds))
+
+
 @dataclass(frozen=True)
 class ScaleRow:
     """What storybot costs on a corpus of `articles` articles."""
@@ -424,7 +429,8 @@ def bench_one(
     recall = vector_recall(service.index.sentence_vectors, queries)
     del service  # its index is not needed any more: free it before the next, larger corpus
 
-    say(f"{label}: cold start, {COLD_RUNS} processes...")
+    cold_runs = cold_runs_for(rounds)
+    say(f"{label}: cold start, {cold_runs} process(es)...")
     env = {
         **os.environ,
         "STORYBOT_CORPUS_DIR": str(corpus.directory.resolve()),
@@ -434,7 +440,7 @@ def bench_one(
         "STORYBOT_READER_MODEL": settings.reader_model,
         "STORYBOT_CHUNK_MAX_CHARS": str(settings.chunk_max_chars),
     }
-    cold = [_timed_child([sys.executable, "-m", "bot", "ask", cases[0].question], env) for _ in range(COLD_RUNS)]
+    cold = [_timed_child([sys.executable, "-m", "bot", "ask", cases[0].question], env) for _ in range(cold_runs)]
 
     return ScaleRow(
         articles=articles,
@@ -552,7 +558,8 @@ def _notes(rows: Sequence[ScaleRow], questions: Path, cases: Sequence[EvalCase],
         "by length); measured only beside a timed full rebuild",
         "recall@10: of the sentence store's search against exact search over all its vectors, for the questions and "
         "200 of the corpus's texts as queries; 'exact': flat search",
-        f"cold start: median of {COLD_RUNS} `python -m bot ask {cases[0].question!r}` processes, index built; "
+        f"cold start: median of {cold_runs_for(rounds)} `python -m bot ask {cases[0].question!r}` processes, "
+        "index built; "
         "ask RSS: the largest peak RSS among them",
         f"warm: service.ask in this process over the {len(cases)} questions of {questions.name}, {rounds} round(s) "
         "after a warm-up",
