@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot.config import Settings
@@ -106,3 +107,28 @@ def assert_floors(summary: Summary, floors: dict[str, float]) -> None:
     assert summary.right >= floors["right"] * summary.answerable, summary
     assert summary.abstained >= floors["abstained"] * summary.unanswerable, summary
     assert summary.false_refusals <= floors["false_refusals"] * summary.answerable, summary
+
+
+def scripted_input(lines: Iterator[str]) -> Callable[[str], str]:
+    """A console's read_line that types these lines, then Ctrl-D (EOFError), as a person ending the chat."""
+
+    def read_line(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    return read_line
+
+
+def bot_process_env(settings: Settings, api_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `storybot telegram` process on these settings, talking to the loopback Bot API."""
+    return {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "STORYBOT_TELEGRAM_API_URL": api_url,
+        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "STORYBOT_INDEX_DIR": str(settings.index_dir),
+        "STORYBOT_DATA_DIR": str(settings.data_dir),
+        **extra,
+    }

@@ -18,6 +18,7 @@ from bot.indexing.corpus import story_key, story_keys
 from bot.service import StorybotService
 
 from .conftest import DEV_QUESTIONS, FIXTURE_CORPUS, SEED_ARTICLE, CliRunner, make_settings, read_jsonl
+from .helpers import scripted_input
 
 SEED_KEY = "cgtn-putin-nato-talks"
 
@@ -252,13 +253,7 @@ def test_the_console_story_command_lists_searches_picks_and_leaves(fixture_servi
     )
     said: list[str] = []
 
-    def read_line(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
-    run_chat(fixture_service, read_line, said.append, Style(enabled=False))
+    run_chat(fixture_service, scripted_input(lines), said.append, Style(enabled=False))
     text = "\n".join(said)
     assert "Asking about every story." in said[1] and "Newest stories:" in said[1]
     assert "  1. Storm-hit harbour" in said[1] and "  2. Teenager wins national chess final" in said[1]
@@ -276,13 +271,13 @@ def test_the_console_opens_within_a_story(fixture_service: StorybotService) -> N
     said: list[str] = []
     lines = iter(["When did the harbour reopen?", "story"])
 
-    def read_line(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
-    run_chat(fixture_service, read_line, said.append, Style(enabled=False), story=fixture_service.story("chess-final"))
+    run_chat(
+        fixture_service,
+        scripted_input(lines),
+        said.append,
+        Style(enabled=False),
+        story=fixture_service.story("chess-final"),
+    )
     assert "ask about: Teenager wins national chess final" in said[0] and "Putin" not in said[0]
     assert "harbour-reopens.md" not in said[1]
     assert said[2].startswith("Asking about: Teenager wins")
@@ -333,13 +328,7 @@ def test_the_console_offers_a_numbered_choice_and_a_number_asks_again_within_it(
     said: list[str] = []
     lines = iter(["When was the article published?", "2"])
 
-    def read_line(prompt: str) -> str:
-        try:
-            return next(lines)
-        except StopIteration:
-            raise EOFError from None
-
-    run_chat(fixture_service, read_line, said.append, Style(enabled=False))
+    run_chat(fixture_service, scripted_input(lines), said.append, Style(enabled=False))
     assert said[1].startswith("Which story do you mean?\n  1. ") and "  2. " in said[1]
     second = said[1].splitlines()[2]
     key = second.rsplit("[", 1)[1].rstrip("]")

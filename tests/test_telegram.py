@@ -24,7 +24,7 @@ from bot.service import StorybotService
 from bot.telegram.app import build_application, check_token, polling
 
 from .conftest import FIXTURE_CORPUS, ROOT, FakeEmbedder, make_settings
-from .helpers import TOKEN, assert_telegram_html
+from .helpers import TOKEN, assert_telegram_html, bot_process_env
 
 
 @pytest.fixture
@@ -197,14 +197,7 @@ def test_the_loopback_terminal_shows_notices_and_changed_buttons() -> None:
 async def test_ctrl_c_stops_the_bot_with_exit_code_130(tmp_path, api) -> None:
     # Stopping the bot with Ctrl-C exited 0; the README says 130.
     settings = make_settings(tmp_path)
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "STORYBOT_TELEGRAM_API_URL": api.base_url,
-        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
-        "STORYBOT_INDEX_DIR": str(settings.index_dir),
-        "STORYBOT_DATA_DIR": str(settings.data_dir),
-    }
+    env = bot_process_env(settings, api.base_url)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "telegram", env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import signal
 import socket
@@ -25,7 +24,7 @@ from bot.telegram.app import build_application, webhook
 from bot.telegram.webhook import REFUSED, WebhookLogFilter, new_secret_token, webhook_path
 
 from .conftest import ROOT, make_settings
-from .helpers import TOKEN
+from .helpers import TOKEN, bot_process_env
 
 # The async tests share the module's event loop, where the one bot runs.
 on_the_bots_loop = pytest.mark.asyncio(loop_scope="module")
@@ -115,16 +114,12 @@ async def test_storybot_telegram_webhook_as_a_process(tmp_path) -> None:
     await api.start()
     settings = make_settings(tmp_path)
     port = free_port()
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "STORYBOT_TELEGRAM_API_URL": api.base_url,
-        "STORYBOT_CORPUS_DIR": str(settings.corpus_dir),
-        "STORYBOT_INDEX_DIR": str(settings.index_dir),
-        "STORYBOT_DATA_DIR": str(settings.data_dir),
-        "STORYBOT_WEBHOOK_PORT": str(port),
-        "STORYBOT_LOG_LEVEL": "DEBUG",  # PTB logs setWebhook's parameters, the secret among them, at DEBUG
-    }
+    env = bot_process_env(
+        settings,
+        api.base_url,
+        STORYBOT_WEBHOOK_PORT=str(port),
+        STORYBOT_LOG_LEVEL="DEBUG",  # PTB logs setWebhook's parameters, the secret among them, at DEBUG
+    )
     url = f"http://127.0.0.1:{port}/storybot"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "telegram", "--webhook", url, env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
