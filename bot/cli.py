@@ -265,9 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     from bot.logs import configure_logging
 
-    token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
-    store_key = settings.vector_store_api_key.get_secret_value() if settings.vector_store_api_key else ""
-    configure_logging(settings.log_level, secrets=[token, store_key])
+    configure_logging(settings.log_level, secrets=settings.secret_values())
     try:
         return _run(args, settings)
     except StorybotError as error:

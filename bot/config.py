@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -67,6 +68,14 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # The secret Telegram sends with each update. None: a new random one each start. Replicas behind one
+    # URL need the same one (each start's setWebhook replaces the last), so they share it here.
+    webhook_secret: SecretStr | None = None
+
+    def secret_values(self) -> list[str]:
+        """The configured secrets in plain text, for the log filter that keeps them out of every line."""
+        secrets = (self.telegram_bot_token, self.vector_store_api_key, self.webhook_secret)
+        return [secret.get_secret_value() for secret in secrets if secret is not None]
 
     @field_validator("log_level")
     @classmethod
@@ -102,7 +111,17 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
         return value
 
-    @field_validator("telegram_bot_token", "vector_store_api_key", "answer_threshold", "webhook_url", mode="before")
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # setWebhook's secret_token: 1-256 characters of A-Za-z0-9_- (Telegram refuses any other).
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule for secret tokens)")
+        return value
+
+    @field_validator(
+        "telegram_bot_token", "vector_store_api_key", "answer_threshold", "webhook_url", "webhook_secret", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # `TELEGRAM_BOT_TOKEN=` copied from .env.example means "no token", not an empty one.

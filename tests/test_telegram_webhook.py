@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
+from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.devtools.loopback_api import LoopbackBotAPI
 from bot.service import StorybotService
 from bot.telegram.app import build_application, webhook
-from bot.telegram.webhook import REFUSED, WebhookLogFilter, new_secret_token, webhook_path
+from bot.telegram.webhook import REFUSED, WebhookLogFilter, new_secret_token, webhook_path, webhook_secret
 
 from .conftest import ROOT, make_settings
 from .helpers import TOKEN, bot_process_env
@@ -109,7 +110,9 @@ async def test_a_post_without_the_right_secret_gets_403_and_no_reply(bot: Webhoo
 
 @on_the_bots_loop
 async def test_storybot_telegram_webhook_as_a_process(tmp_path) -> None:
-    # `storybot telegram --webhook URL` itself: setWebhook, an answer, a 403, and Ctrl-C exits 130.
+    # `storybot telegram --webhook URL` itself, as one of several replicas sharing a secret: setWebhook
+    # with that secret, an answer, a 403, and Ctrl-C exits 130.
+    shared_secret = "replicas-share-this-secret_0123456789"
     api = LoopbackBotAPI(TOKEN)
     await api.start()
     settings = make_settings(tmp_path)
@@ -118,6 +121,7 @@ async def test_storybot_telegram_webhook_as_a_process(tmp_path) -> None:
         settings,
         api.base_url,
         STORYBOT_WEBHOOK_PORT=str(port),
+        STORYBOT_WEBHOOK_SECRET=shared_secret,
         STORYBOT_LOG_LEVEL="DEBUG",  # PTB logs setWebhook's parameters, the secret among them, at DEBUG
     )
     url = f"http://127.0.0.1:{port}/storybot"
@@ -125,7 +129,7 @@ async def test_storybot_telegram_webhook_as_a_process(tmp_path) -> None:
         sys.executable, "-m", "bot", "telegram", "--webhook", url, env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
     )
     try:
-        secret = (await api.wait_for("setWebhook", timeout=180))[0].params["secret_token"]
+        assert (await api.wait_for("setWebhook", timeout=180))[0].params["secret_token"] == shared_secret
         await api.send_text("What did Biden warn?")  # delivered once the listener is up
         assert "sanctions like" in (await api.wait_for("sendMessage", timeout=60))[0].params["text"]
         assert await api.post_to_webhook(api.text_update("Who wrote body-three?"), "wrong") == 403
@@ -138,9 +142,22 @@ async def test_storybot_telegram_webhook_as_a_process(tmp_path) -> None:
     log = stderr.decode()
     assert process.returncode == 130, log
     assert f"updates by webhook at {url}" in log and REFUSED in log
-    assert secret not in log and "body-three" not in log and TOKEN.split(":")[1] not in log
+    assert shared_secret not in log and "body-three" not in log and TOKEN.split(":")[1] not in log
     assert "Traceback" not in log and "never awaited" not in log  # a refusal is no error
     assert "'secret_token': '[REDACTED]'" in log  # PTB's DEBUG line of the setWebhook call, scrubbed
+
+
+def test_the_secret_is_random_per_start_unless_replicas_share_one(tmp_path) -> None:
+    assert webhook_secret(make_settings(tmp_path)) != webhook_secret(make_settings(tmp_path))
+    shared = make_settings(tmp_path, webhook_secret="shared-by-replicas")
+    assert webhook_secret(shared) == webhook_secret(shared) == "shared-by-replicas"
+    assert "shared-by-replicas" not in repr(shared)
+
+
+@pytest.mark.parametrize("secret", ["has spaces", "ünïcode", "x" * 257])
+def test_a_secret_telegram_would_refuse_is_a_clear_settings_error(tmp_path, secret: str) -> None:
+    with pytest.raises(ValidationError, match="A-Z, a-z, 0-9, _ and -"):
+        make_settings(tmp_path, webhook_secret=secret)
 
 
 def test_the_log_filter_drops_secrets_and_bodies_and_keeps_the_level() -> None:

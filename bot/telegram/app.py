@@ -38,7 +38,7 @@ from bot.telegram import handlers
 from bot.telegram.delivery import MessageRateLimiter
 from bot.telegram.inline import InlineCache
 from bot.telegram.state import STATE_FILE, JsonPersistence, retire_old_pickle
-from bot.telegram.webhook import guard_webhook_logs, new_secret_token, webhook_path
+from bot.telegram.webhook import guard_webhook_logs, webhook_path, webhook_secret
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def run_bot(settings: Settings) -> None:
                     port=settings.webhook_port,
                     url_path=webhook_path(url),
                     webhook_url=url,
-                    secret_token=new_secret_token(),  # a new one each start: an old leaked one stops working
+                    secret_token=webhook_secret(settings),  # random per start unless replicas share one
                     allowed_updates=Update.ALL_TYPES,
                     stop_signals=stop_signals,
                 )

@@ -3,7 +3,8 @@
 python-telegram-bot's Updater runs the listener (tornado) and answers 403 to a request without the right
 `X-Telegram-Bot-Api-Secret-Token` header, before reading its body. Its own log lines about webhook
 requests are made safe here: a refused request is one warning with neither the token it sent nor its
-body, and the bodies of accepted updates (users' messages) are never logged either.
+body, and the bodies of accepted updates (users' messages) are never logged either. Replicas behind one URL
+share a configured secret instead (STORYBOT_WEBHOOK_SECRET), since each start's setWebhook replaces the last.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import secrets
 from urllib.parse import urlsplit
 
+from bot.config import Settings
 from bot.logs import redact
 
 # python-telegram-bot logs webhook requests as "telegram.ext.Updater" (its webhook module says so).
@@ -24,6 +26,15 @@ REFUSED = "refused a webhook request without the right secret token (403); its b
 def new_secret_token() -> str:
     """A fresh random secret for setWebhook (43 characters of A-Za-z0-9_-, as Telegram allows), never logged."""
     secret = secrets.token_urlsafe(32)
+    redact(secret)
+    return secret
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured shared secret (replicas), or else a fresh random one; either way kept out of logs."""
+    if settings.webhook_secret is None:
+        return new_secret_token()
+    secret = settings.webhook_secret.get_secret_value()
     redact(secret)
     return secret
 
