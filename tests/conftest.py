@@ -36,6 +36,28 @@ DATA = Path(__file__).resolve().parent / "data"
 FIXTURE_CORPUS = DATA / "fixture_corpus"
 
 
+# The slowest modules, slowest first (CPU seconds measured with scripts/test's two workers; README
+# "Development"). xdist gives each worker one module at a time in collection order, and scripts/test
+# turns off its default reordering by number of tests, which put these few-test modules last: one worker
+# then ran 120 s of tests while the other ran 70 s. Started first, the long ones overlap with the rest.
+SLOWEST_FIRST = (
+    "test_quality_squad.py",  # 47 s: two SQuAD indexes and 330 questions
+    "test_telegram.py",  # 22 s: a bot process and 21 bots over HTTP
+    "test_quality.py",  # 19 s
+    "test_scale.py",  # 15 s: the scale bench with a cold process
+    "test_answers.py",  # 12 s
+    "test_telegram_webhook.py",  # 12 s: a bot process
+    "test_cli.py",  # 11 s: a storybot process
+    "test_stories.py",  # 9 s: the fixture articles' index
+    "test_bad_input.py",  # 9 s
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 def _dev_path() -> Path:
     # The shared dev questions live beside the repository; a copy is kept in tests/data for clean clones.
     shared = ROOT.parent / "shared" / "eval" / "dev.jsonl"
