@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -10,7 +12,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,16 +128,38 @@ def seed_service(real_embedder: SentenceTransformerEmbedder, tmp_path_factory: p
     return StorybotService.load(settings, real_embedder)
 
 
+@contextlib.contextmanager
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A folder that every worker of this test run shares, held under a lock while the caller fills or reads it.
+
+    The first worker to get the lock builds what belongs there (an index the tests only read); the others
+    find it built and load it, instead of each paying for the same build.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield base / name
+
+
 @pytest.fixture(scope="session")
 def fixture_service(real_embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory):
-    """The seed article plus the test fixture articles on other stories, with the real model."""
-    root = tmp_path_factory.mktemp("multi")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    shutil.copy(SEED_ARTICLE, corpus)
-    for article in FIXTURE_CORPUS.iterdir():
-        shutil.copy(article, corpus)
-    return StorybotService.load(make_settings(root), real_embedder)
+    """The seed article plus the test fixture articles on other stories, with the real model.
+
+    Its index is built once per run and shared by the workers; each worker keeps its own data folder.
+    """
+    with built_once(tmp_path_factory, "fixture-articles") as root:
+        corpus = root / "corpus"
+        if not corpus.exists():
+            incoming = root / "corpus.incoming"  # a worker killed mid-copy leaves no half corpus behind
+            shutil.rmtree(incoming, ignore_errors=True)
+            incoming.mkdir(parents=True)
+            for article in [SEED_ARTICLE, *FIXTURE_CORPUS.iterdir()]:
+                shutil.copy(article, incoming)
+            incoming.rename(corpus)
+        data_dir = tmp_path_factory.mktemp("fixture-articles-data")
+        return StorybotService.load(make_settings(root, data_dir=data_dir), real_embedder)
 
 
 @dataclass
