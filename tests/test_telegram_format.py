@@ -104,6 +104,51 @@ def test_a_narrowed_answer_keeps_its_sentence_as_the_source() -> None:
     assert rendered.startswith("<b>Joe Biden</b>") and f"“{SENTENCE}”" in rendered
 
 
+def test_a_span_answer_stands_in_bold_inside_its_quote_even_past_the_clip() -> None:
+    # "delay" was shown above a quote clipped at "...security talks to begin without …".
+    from bot.telegram.format import render_inline_answer
+
+    passage = (
+        "In a phone call with Finnish President Sauli Niinisto, whose country has traditionally served as a "
+        "middle ground between Russia and the West, Putin said he wanted security talks to begin without "
+        "delay. He said more & more."
+    )
+    offset = 1000  # the passage's place in its article: the answer's offsets are the article's
+    start = offset + passage.index("delay")
+    citation = Citation(1, "a.txt", "Talks", 3, offset, offset + len(passage), passage, 0.9)
+    other = Citation(2, "a.txt", "Talks", 4, 0, 20, "Ryabkov warned Moscow.", 0.5)
+    shown = Shown(sentence=passage.split(". ")[0] + ".", answer_start=start, answer_end=start + 5)
+    answer = Answer("When?", True, "delay", [citation, other], shown)
+    for rendered in (render_answer(answer), render_inline_answer(answer, "Talks")):
+        assert_telegram_html(rendered)
+        quote = next(line for line in rendered.splitlines() if line.startswith("<b>[1]</b>"))
+        assert "talks to begin without <b>delay</b>. He said more &amp; more." in quote
+        assert quote.startswith("<b>[1]</b> “… ")  # the opening gave way to the words before the answer
+    assert "<b>[2]</b> “Ryabkov warned Moscow.”" in render_answer(answer)
+
+
+def test_quotes_around_any_span_fit_and_keep_the_span_whole() -> None:
+    from bot.telegram.format import QUOTE_CHARS, quote_around
+
+    rng = random.Random(11)
+    words = ["a", "word", "longerword", "&", "<b>", "x" * 40, "\n", "end."]
+    for _ in range(300):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 120)))
+        start = rng.randrange(len(text))
+        end = min(len(text), start + rng.randint(1, 60))
+        if not text[start:end].strip():
+            continue  # an answer is never blank
+        quote = quote_around(text, start, end)
+        assert_telegram_html(quote)
+        shown = html.unescape(re.sub(r"<[^<>]*>", "", quote))
+        assert len(shown) <= QUOTE_CHARS, (text, start, end, quote)
+        bold = html.unescape(re.search(r"<b>(.*?)</b>", quote, re.S).group(1))  # type: ignore[union-attr]
+        assert bold == " ".join(text[start:end].split())
+        # Apart from the "…" marking a cut, every piece is the passage's own text.
+        flat = " ".join(text.split())
+        assert all(piece.strip() in flat for piece in shown.split("…"))
+
+
 def test_sources_from_several_articles_name_each() -> None:
     one = Citation(1, "a.txt", "Talks", 10, 0, len(SENTENCE), SENTENCE, 1.0)
     two = Citation(2, "b.txt", "Harbour", 3, 0, 10, "Boats left.", 0.5)

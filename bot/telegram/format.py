@@ -9,7 +9,7 @@ import html
 import re
 from collections.abc import Iterable
 
-from bot.answering.answer import Answer
+from bot.answering.answer import Answer, Citation
 from bot.answering.lexical import key_word_spans
 
 TELEGRAM_MESSAGE_LIMIT = 4096
@@ -75,7 +75,7 @@ def clip(text: str, limit: int = QUOTE_CHARS) -> str:
     if len(text) <= limit:
         return text
     cut = text.rfind(" ", 0, limit - 1)
-    return text[: cut if cut > 0 else limit - 1].rstrip(" ,;:") + " …"
+    return text[: cut if cut > 0 else limit - 2].rstrip(" ,;:") + " …"
 
 
 def short_quote(text: str, shown: str | None = None, limit: int = QUOTE_CHARS) -> str:
@@ -97,6 +97,40 @@ def short_quote(text: str, shown: str | None = None, limit: int = QUOTE_CHARS) -
     return clip(text, limit)
 
 
+def quote_around(text: str, start: int, end: int, limit: int = QUOTE_CHARS) -> str:
+    """A short quote (HTML) of a passage that keeps text[start:end], the answer taken from it, in bold.
+
+    A clip of the passage's opening could cut away the very words a span answer came from ("delay" shown
+    above a quote that stops at "...talks to begin without …"). The answer stays whole; the passage
+    before it keeps its opening when that fits, else its last words after "…", and the rest is clipped.
+    """
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    before, middle, after = (_one_line(part) for part in (text[:start], text[start:end], text[end:]))
+    if not middle:
+        return escape(clip(_one_line(text), limit))  # no answer to show: the plain short quote
+    gap_before = " " if before and text[:start][-1:].isspace() else ""
+    gap_after = " " if after and text[end:][:1].isspace() else ""
+    room = limit - len(middle) - len(gap_before) - len(gap_after)
+    if len(before) + len(after) > room:
+        # The words before the answer get at most half the room, or what the words after leave of it.
+        keep = max(min(len(before), room - min(len(after), room // 2) - 3), 0)  # 3: "… " and a gap
+        if keep < len(before):
+            tail = before[len(before) - keep :]
+            if keep and before[len(before) - keep - 1] != " ":
+                tail = tail.partition(" ")[2]  # start at a whole word
+            if tail:
+                before = "… " + tail
+            else:
+                before, gap_before = "…", " "
+        after_room = limit - len(middle) - len(before) - len(gap_before) - len(gap_after)
+        if len(after) > after_room:
+            after = clip(after, after_room) if after_room >= 2 else "…"
+    return f"{escape(before)}{gap_before}<b>{escape(middle)}</b>{gap_after}{escape(after)}"
+
+
 def _bold_span(text: str, start: int, end: int) -> str:
     """Escaped text on one line with text[start:end] in <b>."""
     before, middle, after = text[:start], text[start:end], text[end:]
@@ -106,6 +140,16 @@ def _bold_span(text: str, start: int, end: int) -> str:
         (" " if after[:1].isspace() else "") + escape(_one_line(after)),
     ]
     return "".join(pieces)
+
+
+def _quote(citation: Citation, answer: Answer, whole_sentence: bool) -> str:
+    """A citation's short quote (HTML): the answer's own passage shows the span answer it was taken from."""
+    if citation.n == 1 and whole_sentence:
+        return escape(short_quote(citation.text, answer.text))  # the reply printed that sentence already
+    start, end = answer.shown.answer_start, answer.shown.answer_end
+    if citation.n == 1 and start is not None and end is not None and citation.start <= start < end <= citation.end:
+        return quote_around(citation.text, start - citation.start, end - citation.start)
+    return escape(short_quote(citation.text))
 
 
 def _is_whole_sentence(answer: Answer) -> bool:
@@ -150,8 +194,7 @@ def render_answer(answer: Answer, story: str | None = None, with_question: bool 
     named = one_article and not story  # the story's line above already names it
     parts += ["", "<b>Sources</b>" + (f" — <i>{escape(next(iter(titles)))}</i>" if named else "")]
     for citation in answer.citations:
-        shown = answer.text if whole_sentence and citation.n == 1 else None
-        quote = f"<b>[{citation.n}]</b> “{escape(short_quote(citation.text, shown))}”"
+        quote = f"<b>[{citation.n}]</b> “{_quote(citation, answer, whole_sentence)}”"
         if one_article:
             parts.append(f"{quote} <i>(paragraph {citation.paragraph})</i>")
         else:
@@ -178,8 +221,8 @@ def render_inline_answer(answer: Answer, title: str | None) -> str:
     else:
         lines.append(_answer_line(answer.text, answer))
         first = answer.citations[0]
-        shown = answer.text if _is_whole_sentence(answer) else None
-        lines.append(f"<b>[1]</b> “{escape(short_quote(first.text, shown))}” <i>(paragraph {first.paragraph})</i>")
+        quote = _quote(first, answer, _is_whole_sentence(answer))
+        lines.append(f"<b>[1]</b> “{quote}” <i>(paragraph {first.paragraph})</i>")
     return split_html("\n".join(lines), TELEGRAM_MESSAGE_LIMIT)[0]
 
 
