@@ -22,6 +22,7 @@ from bot.errors import ConfigError
 from bot.logs import configure_logging
 from bot.service import StorybotService
 from bot.telegram.app import build_application, check_token, polling
+from bot.telegram.format import visible_text
 
 from .conftest import FIXTURE_CORPUS, ROOT, FakeEmbedder, make_settings
 from .helpers import TOKEN, assert_telegram_html, bot_process_env
@@ -257,14 +258,15 @@ async def test_limits_long_questions_non_text_and_rate(tmp_path, api, seed_servi
         for question in ("What did Biden warn?", "What did Ryabkov say?", "Who is Sauli Niinisto?"):
             await api.send_text(question)
         calls = (await api.wait_for("sendMessage", 5))[2:]
-        texts = sorted(c.params["text"] for c in calls)
+        texts = sorted(visible_text(c.params["text"]) for c in calls)
         assert [("sanctions like" in t, "militarily" in t, "Finnish President" in t) for t in texts].count(
             (False, False, False)
         ) == 0
         assert calls[-1].at - calls[0].at >= 1.5  # the third waited about two seconds for its turn
         # Another user is not limited by the first one's questions.
         await api.send_text("Who is Sauli Niinisto?", chat_id=333, user_id=333)
-        assert "Finnish President" in (await api.wait_for("sendMessage", 1, chat_id=333))[0].params["text"]
+        reply = (await api.wait_for("sendMessage", 1, chat_id=333))[0].params["text"]
+        assert "Finnish President" in visible_text(reply)
 
 
 async def test_allow_list(tmp_path, api, seed_service) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ from bot.devtools.loopback_api import LoopbackBotAPI
 from bot.devtools.stats import percentile
 from bot.service import StorybotService
 from bot.telegram.app import build_application, polling
+from bot.telegram.format import visible_text
 
 CHATS = 20
 QUESTIONS_PER_CHAT = 10
@@ -32,11 +31,6 @@ LOAD_QUESTIONS = [
     ("Whom does Putin blame for the rise in tensions?", "Western security alliance"),
     ("When does Putin want talks to begin?", "without delay"),
 ]
-
-
-def visible_text(telegram_html: str) -> str:
-    """What a reader sees of a reply: an answer in bold inside its quote is still one phrase."""
-    return html.unescape(re.sub(r"<[^<>]*>", "", telegram_html))
 
 
 async def _load(service: StorybotService, flood_limits: bool) -> None:

@@ -42,6 +42,12 @@ def escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def visible_text(telegram_html: str) -> str:
+    """What a reader sees of a message: tags dropped, entities read (an answer in bold inside its quote
+    is still one phrase)."""
+    return html.unescape(re.sub(r"<[^<>]*>", "", telegram_html))
+
+
 def emphasise(text: str, key_terms: Iterable[str]) -> str:
     """Escaped text with the question's key words (matched by stem) in <b>."""
     pieces = []
