@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, IndexDamagedError, StorybotError
 
 if TYPE_CHECKING:  # imported where used: `storybot --help` and `rebuild` need no retrieval stack
-    from bot.answering.stories import Story
+    from bot.answering.stories import Story, StoryCatalogue
     from bot.service import StorybotService
 
 log = logging.getLogger("storybot")
@@ -369,27 +369,30 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "ask":
         return _ask(settings, args)
 
-    from bot.service import StorybotService
+    from bot.service import StorybotService, load_story_catalogue
 
+    if command == "stories":
+        # Read from the index alone when it is current: listing the stories needs no model.
+        return _stories(load_story_catalogue(settings) or StorybotService.load(settings).catalogue, args.json)
+    key = getattr(args, "chat_story", None) or args.story
+    if command == "chat" and key is not None and (catalogue := load_story_catalogue(settings)) is not None:
+        catalogue.get(key)  # an unknown key is said at once, before the model loads (exit code 2)
     service = StorybotService.load(settings)  # says "Loading the model..." before the silent seconds
     if command == "eval":
         return _eval(service, args)
-    if command == "stories":
-        return _stories(service, args.json)
-    key = getattr(args, "chat_story", None) or args.story
     story = service.story(key) if key is not None else None  # an unknown key: its message, exit code 2
     return _chat(service, settings, story)
 
 
-def _stories(service: StorybotService, as_json: bool) -> int:
+def _stories(catalogue: StoryCatalogue, as_json: bool) -> int:
     import json
 
     from bot.console import format_story
     from bot.terminal import without_surrogates
 
-    if service.story_problems():  # each was named, with why, when the index was built
+    if catalogue.problems:  # each was named, with why, when the index was built
         status.show("Some corpus files have no story key; `storybot rebuild` names each and why.")
-    for story in service.stories():
+    for story in catalogue.stories:
         if as_json:
             data = {"key": story.key, "title": story.title, "outlet": story.outlet, "date": story.date}
             print(without_surrogates(json.dumps(data, ensure_ascii=False)))
@@ -402,14 +405,17 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     import functools
 
     from bot.console import BatchQuestion, Style, answer_batch
-    from bot.service import StorybotService
+    from bot.service import StorybotService, load_story_catalogue
 
     style = Style(enabled=_colour(sys.stdout) and not args.json, width=_width(sys.stdout))
     # Loaded for the first question worth asking: bad input is refused without waiting for the model.
     service = functools.cache(lambda: StorybotService.load(settings))
     story = args.ask_story if args.ask_story is not None else args.story
-    if story is not None:
-        service().story(story)  # an unknown key stops here, with its message and exit code 2
+    if story is not None and not args.json:
+        # An unknown key stops here, with its message and exit code 2; with --json each question gets it
+        # as its JSON object's "error", as a line's own "story" key does.
+        catalogue = load_story_catalogue(settings)  # from the index alone when it is current: no model wait
+        (catalogue.get if catalogue is not None else service().story)(story)
 
     def write(text: str) -> None:
         print(text, flush=True)

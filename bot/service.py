@@ -195,6 +195,10 @@ class StorybotService:
 
     # -- stories --------------------------------------------------------------------------------
 
+    @property
+    def catalogue(self) -> StoryCatalogue:
+        return self._loaded.stories
+
     def stories(self) -> list[Story]:
         """Every story with a key, newest first (by the header's date when it reads as one, then title)."""
         return list(self._loaded.stories.stories)
@@ -230,6 +234,28 @@ class StorybotService:
 def load_reader(model: str) -> Reader:
     """The reader, loaded once per process (tests and benchmarks build many services)."""
     return CrossEncoderReader(model)
+
+
+def load_story_catalogue(settings: Settings) -> StoryCatalogue | None:
+    """The stories of the current index, read without loading the model (`storybot stories`, a --story key
+    checked at once); None when the index is missing or out of date, so that loading the service builds it."""
+    configure_vector_store(settings)
+    build_dir = current_build(settings.index_dir)
+    if build_dir is None:
+        return None
+    manifest = read_manifest(build_dir)
+    rules = corpus_rules(settings)
+    if staleness(
+        manifest,
+        settings.corpus_dir,
+        settings.embedding_model,
+        settings.chunk_max_chars,
+        rules,
+        settings.vector_store_url,
+    ):
+        return None
+    index = load_index(build_dir, store_url=settings.vector_store_url)
+    return StoryCatalogue(index.metadata.document_headers())
 
 
 def load_scorer(reader_model: str) -> Scorer:

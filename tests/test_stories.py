@@ -205,6 +205,8 @@ def test_stories_and_story_keys_on_the_command_line(tmp_path: Path, cli: CliRunn
     assert "Some corpus files have no story key" in listed.stderr
     plain = cli(["stories"], settings)
     assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 3 and "[chess-final]" in plain.stdout
+    # Once the index is built, the stories are read from it alone: no model to wait for.
+    assert "Loading the model" in listed.stderr and "Loading the model" not in plain.stderr
 
     scoped = cli(["ask", "--json", "--story", "chess-final", "Who won?"], settings)
     assert scoped.returncode == 0
@@ -213,6 +215,11 @@ def test_stories_and_story_keys_on_the_command_line(tmp_path: Path, cli: CliRunn
     unknown = cli(["ask", "--story", "chess-finale", "Who won?"], settings)
     assert unknown.returncode == 2 and unknown.stdout == ""
     assert 'No story "chess-finale". Closest: chess-final' in unknown.stderr
+    assert "Loading the model" not in unknown.stderr  # said at once
+    as_json = cli(["ask", "--json", "--story", "chess-finale", "Who won?"], settings)
+    assert as_json.returncode == 2
+    error = json.loads(as_json.stdout)
+    assert error["answered"] is False and error["error"].startswith('No story "chess-finale". Closest: chess-final')
     for key in ("", "bad name", "\x1b[31mx"):
         odd = cli(["ask", "--story", key, "Who won?"], settings)
         assert odd.returncode == 2 and "No story" in odd.stderr and "\x1b" not in odd.stderr, key
@@ -234,7 +241,7 @@ def test_stories_and_story_keys_on_the_command_line(tmp_path: Path, cli: CliRunn
     assert {c["doc"] for c in out[4]["citations"]} == {"harbour-reopens.md"}
 
     chat = cli(["--story", "nope"], settings, stdin="Who won?\n")
-    assert chat.returncode == 2 and 'No story "nope"' in chat.stderr
+    assert chat.returncode == 2 and 'No story "nope"' in chat.stderr and "Loading the model" not in chat.stderr
 
 
 def test_the_console_story_command_lists_searches_picks_and_leaves(fixture_service: StorybotService) -> None:
