@@ -193,6 +193,18 @@ def test_the_loopback_terminal_shows_notices_and_changed_buttons() -> None:
     assert describe_call(Call("answerCallbackQuery", {"callback_query_id": "1"})) is None
     assert describe_call(Call("sendMessage", {"text": "<b>Hi</b> &amp; bye"})) == "\n[bot] Hi & bye\n"
     assert describe_call(Call("sendChatAction", {"action": "typing"})) is None
+    # An inline result: its title and description on one line, the message it would send, its link button.
+    button = {"text": "💬 Ask about this story", "url": "https://t.me/bot?start=k"}
+    result = {
+        "title": "🤷 The article doesn't mention Zelensky.",
+        "description": "Nothing in the stories answers this.",
+        "input_message_content": {"message_text": "<b>Answer</b>"},
+        "reply_markup": {"inline_keyboard": [[button]]},
+    }
+    shown = describe_call(Call("answerInlineQuery", {"results": [result]}))
+    assert shown is not None
+    assert "(1) 🤷 The article doesn't mention Zelensky. — Nothing in the stories answers this." in shown
+    assert "Answer\n" in shown and "link button: 💬 Ask about this story -> https://t.me/bot?start=k" in shown
 
 
 async def test_ctrl_c_stops_the_bot_with_exit_code_130(tmp_path, api) -> None:

@@ -372,10 +372,14 @@ def _plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^<>]+>", "", text))
 
 
+def _buttons(params: dict[str, Any]) -> list[dict[str, Any]]:
+    markup = params.get("reply_markup") or {}
+    return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+
 def describe_call(call: Call) -> str | None:
     """What a Telegram user would see of a call the bot made, as terminal text; None for what they would not."""
-    markup = call.params.get("reply_markup") or {}
-    buttons = [b.get("text") for row in markup.get("inline_keyboard", []) for b in row]
+    buttons = [str(b.get("text")) for b in _buttons(call.params)]
     keyboard = f"      buttons: {' | '.join(buttons)}  (type '!press N' to press button N)" if buttons else ""
     if call.method in {"sendMessage", "editMessageText"}:
         return "\n".join(part for part in (f"\n[bot] {_plain(call.params['text'])}\n", keyboard) if part)
@@ -383,9 +387,10 @@ def describe_call(call: Call) -> str | None:
         return keyboard or None
     if call.method == "answerInlineQuery":
         results = call.params.get("results") or []
-        shown = [f"      ({n}) {r.get('title')}: {r.get('description', '')}" for n, r in enumerate(results, start=1)]
+        shown = [f"      ({n}) {r.get('title')} — {r.get('description', '')}" for n, r in enumerate(results, start=1)]
         texts = [
             f"\n[inline result {n}, as it would be sent]\n{_plain(r['input_message_content']['message_text'])}\n"
+            + "".join(f"      link button: {b.get('text')} -> {b.get('url')}\n" for b in _buttons(r))
             for n, r in enumerate(results, start=1)
         ]
         return "\n".join(["      [inline results]" if results else "      [no inline results]", *shown, *texts])
