@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 import pytest_asyncio
 from pydantic import ValidationError
@@ -22,7 +23,14 @@ from bot.config import Settings
 from bot.devtools.loopback_api import LoopbackBotAPI
 from bot.service import StorybotService
 from bot.telegram.app import build_application, webhook
-from bot.telegram.webhook import REFUSED, WebhookLogFilter, new_secret_token, webhook_path, webhook_secret
+from bot.telegram.webhook import (
+    REFUSED,
+    REFUSED_NOT_JSON,
+    WebhookLogFilter,
+    new_secret_token,
+    webhook_path,
+    webhook_secret,
+)
 
 from .conftest import ROOT, make_settings
 from .helpers import TOKEN, bot_process_env
@@ -93,16 +101,22 @@ async def test_a_post_without_the_right_secret_gets_403_and_no_reply(bot: Webhoo
         missing = await bot.api.post_to_webhook(bot.api.text_update("Who wrote body-one?", chat, chat), None)
         wrong = await bot.api.post_to_webhook(bot.api.text_update("Who wrote body-two?", chat, chat), forged)
         assert (missing, wrong) == (403, 403)
+        async with httpx.AsyncClient() as client:  # a stray form post, not a Telegram update
+            stray = await client.post(bot.url, data={"text": "body-three"})
+        assert stray.status_code == 403
         # The same chat's next genuine update is answered, and it is the only reply the chat gets.
         await bot.api.send_text("Who did Putin call later on Tuesday?", chat_id=chat, user_id=chat)
         replies = await bot.api.wait_for("sendMessage", 1, chat_id=chat)
     assert len(replies) == 1 and "Macron" in replies[0].params["text"]
     refusals = [r for r in caplog.records if r.getMessage() == REFUSED]
     assert len(refusals) == 2 and all(r.levelno == logging.WARNING for r in refusals)
+    assert [r.levelno for r in caplog.records if r.getMessage() == REFUSED_NOT_JSON] == [logging.WARNING]
     logged = caplog.text
     secret = bot.api.calls_to("setWebhook")[0].params["secret_token"]
     assert forged not in logged and secret not in logged
-    assert "body-one" not in logged and "body-two" not in logged  # the refused bodies were never read
+    assert (
+        "body-one" not in logged and "body-two" not in logged and "body-three" not in logged
+    )  # the refused bodies were never read
     # PTB's "Processing update ..." (DEBUG) shows an accepted update; its webhook lines never show the body.
     received = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Webhook received")]
     assert received and all("Putin" not in line for line in received)

@@ -21,6 +21,9 @@ PTB_WEBHOOK_LOGGER = "telegram.ext.Updater"
 _REFUSALS = ("Request did not include the secret token", "Request had the wrong secret token")
 _BODIES = ("Webhook received data", "Something went wrong processing the data received from Telegram")
 REFUSED = "refused a webhook request without the right secret token (403); its body was not read"
+REFUSED_NOT_JSON = (
+    "refused a webhook request that is not JSON, as every Telegram update is (403); its body was not read"
+)
 
 
 def new_secret_token() -> str:
@@ -60,7 +63,11 @@ class WebhookLogFilter(logging.Filter):
         elif text.startswith(_BODIES):
             record.msg, record.args = text.split(".")[0].split(":")[0] + " (the body is not logged)", None
         elif record.exc_info and getattr(record.exc_info[1], "status_code", None) == 403:
-            # The refusal's traceback (tornado's HTTPError) says no more than the warning above it.
+            if getattr(record.exc_info[1], "reason", None) is None:
+                # PTB refuses a request that is not JSON before it looks for the secret, and says nothing.
+                record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+                record.msg, record.args = REFUSED_NOT_JSON, None
+            # The refusal's traceback (tornado's HTTPError) says no more than its warning.
             record.exc_info, record.exc_text = None, None
         return record.levelno >= logging.getLogger(PTB_WEBHOOK_LOGGER.rpartition(".")[0]).getEffectiveLevel()
 
