@@ -68,27 +68,12 @@ class StorybotService:
         The index is checked before the model loads, so a damaged index is reported at once.
         """
         model_name = embedder.name if embedder else settings.embedding_model
-        configure_vector_store(settings)
-        build_dir = current_build(settings.index_dir)
-        index: StoredIndex | None = None
-        if build_dir is None:
+        index, stale = current_index(settings, model_name)
+        if index is None and stale is None:
             status.show(f"No index yet in {status.folder(settings.index_dir)}: building it now.")
-        else:
-            manifest = read_manifest(build_dir)
-            reason = staleness(
-                manifest,
-                settings.corpus_dir,
-                model_name,
-                settings.chunk_max_chars,
-                corpus_rules(settings),
-                settings.vector_store_url,
-            )
-            if reason:
-                status.show(
-                    f"The index in {status.folder(settings.index_dir)} is out of date ({reason}): rebuilding it now."
-                )
-            else:
-                index = load_index(build_dir, store_url=settings.vector_store_url)
+        elif index is None:
+            folder = status.folder(settings.index_dir)
+            status.show(f"The index in {folder} is out of date ({stale}): rebuilding it now.")
         if embedder is None:
             status.loading_model()  # the index is checked first, so a damaged one is reported before this wait
             embedder = SentenceTransformerEmbedder(settings.embedding_model)
@@ -98,7 +83,7 @@ class StorybotService:
             index = rebuild_index(settings, embedder).index
         elif index.manifest.dimension != embedder.dimension:
             raise IndexDamagedError(
-                build_dir / MANIFEST if build_dir else settings.index_dir,
+                index.path / MANIFEST if index.path else settings.index_dir,
                 f"dimension {index.manifest.dimension}, the model gives {embedder.dimension}",
             )
         return cls(settings, embedder, index, reader, scorer)
@@ -236,26 +221,26 @@ def load_reader(model: str) -> Reader:
     return CrossEncoderReader(model)
 
 
-def load_story_catalogue(settings: Settings) -> StoryCatalogue | None:
-    """The stories of the current index, read without loading the model (`storybot stories`, a --story key
-    checked at once); None when the index is missing or out of date, so that loading the service builds it."""
+def current_index(settings: Settings, model_name: str) -> tuple[StoredIndex | None, str | None]:
+    """The built index when it matches the corpus files and these settings, else (None, why it is out of
+    date); (None, None) when none is built. Checked without the model."""
     configure_vector_store(settings)
     build_dir = current_build(settings.index_dir)
     if build_dir is None:
-        return None
-    manifest = read_manifest(build_dir)
+        return None, None
     rules = corpus_rules(settings)
-    if staleness(
-        manifest,
-        settings.corpus_dir,
-        settings.embedding_model,
-        settings.chunk_max_chars,
-        rules,
-        settings.vector_store_url,
-    ):
-        return None
-    index = load_index(build_dir, store_url=settings.vector_store_url)
-    return StoryCatalogue(index.metadata.document_headers())
+    manifest = read_manifest(build_dir)
+    stale = staleness(
+        manifest, settings.corpus_dir, model_name, settings.chunk_max_chars, rules, settings.vector_store_url
+    )
+    return (None, stale) if stale else (load_index(build_dir, store_url=settings.vector_store_url), None)
+
+
+def load_story_catalogue(settings: Settings) -> StoryCatalogue | None:
+    """The stories of the current index, read without loading the model (`storybot stories`, a --story key
+    checked at once); None when the index is missing or out of date, so that loading the service builds it."""
+    index, _ = current_index(settings, settings.embedding_model)
+    return StoryCatalogue(index.metadata.document_headers()) if index is not None else None
 
 
 def load_scorer(reader_model: str) -> Scorer:
