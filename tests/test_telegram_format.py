@@ -9,7 +9,7 @@ import re
 import pytest
 
 from bot.answering.answer import Answer, Citation, Shown
-from bot.telegram.format import emphasise, escape, render_answer, short_quote, split_html
+from bot.telegram.format import emphasise, escape, render_answer, short_quote, split_html, visible_text
 
 from .helpers import assert_telegram_html
 
@@ -35,7 +35,7 @@ def test_render_answer_is_valid_html_whatever_the_text() -> None:
 
 def visible(fragment: str) -> str:
     """The text a reader sees, whitespace dropped."""
-    return "".join(html.unescape(re.sub(r"<[^<>]*>", "", fragment)).split())
+    return "".join(visible_text(fragment).split())
 
 
 @pytest.mark.parametrize("limit", [50, 120, 500, 4096])
@@ -140,7 +140,7 @@ def test_quotes_around_any_span_fit_and_keep_the_span_whole() -> None:
             continue  # an answer is never blank
         quote = quote_around(text, start, end)
         assert_telegram_html(quote)
-        shown = html.unescape(re.sub(r"<[^<>]*>", "", quote))
+        shown = visible_text(quote)
         assert len(shown) <= QUOTE_CHARS, (text, start, end, quote)
         bold = html.unescape(re.search(r"<b>(.*?)</b>", quote, re.S).group(1))  # type: ignore[union-attr]
         assert bold == " ".join(text[start:end].split())
