@@ -182,6 +182,7 @@ class StorybotService:
 
     @property
     def catalogue(self) -> StoryCatalogue:
+        """Every keyed story of the loaded index, and the corpus files that have no key."""
         return self._loaded.stories
 
     def stories(self) -> list[Story]:
@@ -191,10 +192,6 @@ class StorybotService:
     def story(self, key: str) -> Story:
         """The story with this key; UnknownStoryError names the closest keys when none has it."""
         return self._loaded.stories.get(key)
-
-    def story_problems(self) -> list[str]:
-        """A plain line for each corpus file that has no story key, saying why."""
-        return list(self._loaded.stories.problems)
 
     def search_stories(self, words: str) -> list[Story]:
         """Stories whose headline, outlet or key hold the words, best first."""

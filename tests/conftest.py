@@ -43,7 +43,7 @@ FIXTURE_CORPUS = DATA / "fixture_corpus"
 # turns off its default reordering by number of tests, which put these few-test modules last: one worker
 # then ran 120 s of tests while the other ran 70 s. Started first, the long ones overlap with the rest.
 SLOWEST_FIRST = (
-    "test_quality_squad.py",  # 47 s: two SQuAD indexes and 330 questions
+    "test_quality_squad.py",  # 40 s: two SQuAD indexes and 273 questions
     "test_telegram.py",  # 22 s: a bot process and 21 bots over HTTP
     "test_quality.py",  # 19 s
     "test_scale.py",  # 15 s: the scale bench with a cold process
