@@ -80,6 +80,17 @@ def token_f1(predicted: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+ANSWER_LINE_F1 = 0.5  # word F1 with a gold answer from which an answer line counts as right (issue 24)
+
+
+def answer_line_right(text: str | None, expect: Sequence[str] | None) -> bool:
+    """The answer line as a reader judges it: it holds an expected answer, or overlaps one with word F1 of
+    at least ANSWER_LINE_F1 (a span a word short or long of the gold answer is still the answer)."""
+    if not text or not expect:
+        return False
+    return holds(text, expect) or max(token_f1(text, e) for e in expect) >= ANSWER_LINE_F1
+
+
 def load_jsonl(path: Path) -> list[EvalCase]:
     """Read eval questions; a malformed line is named in the error, not skipped silently."""
     try:
@@ -170,6 +181,27 @@ class EvalResult:
         return holds(self.answer.trace.candidate, self.case.expect)
 
     @property
+    def answer_right(self) -> bool:
+        """Answered, and the answer line itself (the span, or the whole sentence) is right as a reader reads it."""
+        return self.answer.answered and answer_line_right(self.answer.text, self.case.expect)
+
+    @property
+    def span_shown(self) -> bool:
+        """Answered with a short span alone rather than its whole sentence."""
+        return self.answer.answered and self.answer.text != self.answer.shown.sentence
+
+    @property
+    def span_f1(self) -> float:
+        """SQuAD's word F1 of the answer line with the best gold answer (0 when refused)."""
+        text = self.answer.text if self.answer.answered else ""
+        return max((token_f1(text or "", e) for e in self.case.expect or ()), default=0.0)
+
+    @property
+    def span_exact(self) -> bool:
+        text = normalise_answer(self.answer.text or "") if self.answer.answered else None
+        return text is not None and any(text == normalise_answer(e) for e in self.case.expect or ())
+
+    @property
     def correct(self) -> bool:
         """Answerable and answered with a sentence holding an expected phrase, or unanswerable and refused."""
         if self.case.expect is None:
@@ -197,24 +229,37 @@ def ask_as_reader(service: StorybotService, case: EvalCase) -> Answer:
 class Summary:
     answerable: int
     unanswerable: int
+    answer_right: int  # answerable, and the answer line itself is right (what a reader reads)
     right: int  # answerable, answered with a right sentence
     sentence_right: int  # answerable, the best sentence is right (answered or not)
     hits: int
     abstained: int  # unanswerable and refused
     false_refusals: int  # answerable and refused
+    spans_shown: int  # answered questions (either kind) answered with a short span alone
+    spans_right: int  # ... and that span is right
+    span_exact: int  # answerable: the answer line is a gold answer (SQuAD's exact match)
+    span_f1: float  # answerable: the answer line's word F1 summed (SQuAD's F1 times the count)
+    auc: float  # how well confidence tells answerable from unanswerable questions (0.5: chance)
 
 
 def summarise(results: Sequence[EvalResult]) -> Summary:
     answerable = [r for r in results if r.answerable]
     unanswerable = [r for r in results if not r.answerable]
+    spans = [r for r in results if r.span_shown]
     return Summary(
         answerable=len(answerable),
         unanswerable=len(unanswerable),
+        answer_right=sum(r.answer_right for r in answerable),
         right=sum(r.correct for r in answerable),
         sentence_right=sum(r.sentence_right for r in answerable),
         hits=sum(r.hit_at_3 for r in answerable),
         abstained=sum(r.correct for r in unanswerable),
         false_refusals=sum(not r.answer.answered for r in answerable),
+        spans_shown=len(spans),
+        spans_right=sum(r.answer_right for r in spans),
+        span_exact=sum(r.span_exact for r in answerable),
+        span_f1=sum(r.span_f1 for r in answerable),
+        auc=auc([r.answer.trace.confidence for r in answerable], [r.answer.trace.confidence for r in unanswerable]),
     )
 
 
@@ -232,15 +277,30 @@ def _share(part: int, whole: int) -> str:
     return f"{part}/{whole} ({100 * part / whole:.0f}%)" if whole else "-"
 
 
+def _exact_f1(s: Summary) -> str:
+    if not s.answerable:
+        return "-"
+    return f"{100 * s.span_exact / s.answerable:.1f}% / {100 * s.span_f1 / s.answerable:.1f}%"
+
+
+def _auc(s: Summary) -> str:
+    return f"{s.auc:.3f}" if s.answerable and s.unanswerable else "-"
+
+
 def format_report(name: str, results: Sequence[EvalResult], threshold: float) -> str:
     s = summarise(results)
     lines = [
         f"{name}: {s.answerable} answerable, {s.unanswerable} unanswerable questions",
+        f"  {'answer shown right (answer line holds it, or F1 >= .5)':<56}{_share(s.answer_right, s.answerable):>16}",
         f"  {'answer accuracy (answered, sentence holds the answer)':<56}{_share(s.right, s.answerable):>16}",
         f"  {'best sentence holds the answer (answered or not)':<56}{_share(s.sentence_right, s.answerable):>16}",
         f"  {'hit@3 (a citation among the first three holds it)':<56}{_share(s.hits, s.answerable):>16}",
         f"  {'abstention (unanswerable questions refused)':<56}{_share(s.abstained, s.unanswerable):>16}",
         f"  {'false refusals (answerable questions refused)':<56}{_share(s.false_refusals, s.answerable):>16}",
+        f"  {'span exact match / F1 of the answer line':<56}{_exact_f1(s):>16}",
+        f"  {'AUC of confidence (answerable vs unanswerable)':<56}{_auc(s):>16}",
+        f"  {'answers shown as a short span alone':<56}{_share(s.spans_shown, s.answerable + s.unanswerable):>16}",
+        f"  {'... of those, right':<56}{_share(s.spans_right, s.spans_shown):>16}",
         "",
         f"  accuracy/coverage over the threshold (chosen t = {threshold:.2f}):",
         f"  {'t':>6}{'coverage':>10}{'accuracy':>10}",
@@ -253,7 +313,8 @@ def format_report(name: str, results: Sequence[EvalResult], threshold: float) ->
 
 
 def format_failures(results: Sequence[EvalResult]) -> str:
-    failing = [r for r in results if not r.correct]
+    # Judged as a reader reads it: the answer line, or the refusal.
+    failing = [r for r in results if not (r.answer_right if r.answerable else r.correct)]
     if not failing:
         return "failing questions: none"
     lines = ["failing questions:"]

@@ -163,7 +163,12 @@ class StorybotService:
             answer = ask_which_story(retrieval, documents, candidates, offered, self.settings.top_k)
         else:
             answer = compose_answer(
-                retrieval, documents, candidates, self.threshold, self.settings.top_k, self.scorer.span_threshold
+                retrieval,
+                documents,
+                candidates,
+                self.threshold,
+                self.settings.top_k,
+                self.scorer.span_trust_probability,
             )
         if session is not None:
             is_span = answer.answered and answer.text != answer.shown.sentence

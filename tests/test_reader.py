@@ -227,19 +227,28 @@ def test_swapped_questions_ask_of_another_name_of_the_same_article() -> None:
     assert swapped_questions(article, 0.0, random.Random(0)) == []
 
 
-def test_the_span_threshold_trusts_a_span_only_where_spans_are_usually_right() -> None:
+def test_span_trust_is_fitted_on_the_chosen_candidates_answer_lines() -> None:
+    """A span answers alone only where spans like it were right: confident right spans earn trust, a
+    confident-looking wrong name does not, and yes/no questions are left out of the fit."""
     from bot.answering.reader import Span
-    from bot.devtools.fit_scorer import choose_span_threshold
+    from bot.answering.scorer import SHORT_ANSWER_PRECISION, Scorer
+    from bot.devtools.fit_scorer import fit_span_trust
     from bot.evaluation import EvalCase
 
     sentence = "Putin spoke with French President Emmanuel Macron on Tuesday."
     right = Span(sentence.index("Emmanuel"), sentence.index(" on Tuesday"), 0.9)
-    wrong = Span(0, 5, 0.3)  # "Putin": a confident-looking name, but not the answer
-    cases = [EvalCase(f"q{i}", ("Emmanuel Macron",)) for i in range(4)]
-    spans = [(sentence, right), (sentence, right), (sentence, wrong), (sentence, wrong)]
-    labels = np.ones(4)
-    tune = [("t", np.zeros((4, 1)), labels, np.arange(4), cases, spans)]
-    threshold, table = choose_span_threshold(tune, lambda _: None)
-    # Above 0.3 only the right spans answer alone; at 0.3 or below the wrong ones would too.
-    assert 0.3 < threshold <= 0.9
-    assert max(row[1] for row in table) == next(row[1] for row in table if row[0] == threshold)
+    wrong = Span(0, 5, 0.2)  # "Putin": not the answer
+    n = 40
+    cases = [EvalCase(f"Who did Putin speak with {i}?", ("Emmanuel Macron",)) for i in range(n)]
+    cases.append(EvalCase("Did Putin speak with Macron?", ("Emmanuel Macron",)))  # yes/no: never fitted
+    spans = [(sentence, right if i % 2 else wrong) for i in range(n)] + [(sentence, wrong)]
+    tune = [("t", np.zeros((n + 1, 1)), np.ones(n + 1), np.arange(n + 1), cases, spans)]
+    rows = {g: g for g in range(n + 1)}
+    weights, table = fit_span_trust(tune, rows, dict.fromkeys(rows, 0.8), lambda _: None)
+    assert sum(row[1] for row in table if row[0] == 0.5) <= n  # the yes/no question is not among them
+    scorer = Scorer((0.0,), (1.0,), (1.0,), (1.0, 0.0), 0.0, 0.5, span_trust=tuple(weights))
+    assert scorer.span_trust_probability(right, "Emmanuel Macron", 0.8) >= SHORT_ANSWER_PRECISION
+    assert scorer.span_trust_probability(wrong, "Putin", 0.8) < SHORT_ANSWER_PRECISION
+    # Without a fitted trust, no span is shown alone.
+    untrusting = Scorer((0.0,), (1.0,), (1.0,), (1.0, 0.0), 0.0, 0.5)
+    assert untrusting.span_trust_probability(right, "Emmanuel Macron", 0.99) == 0.0

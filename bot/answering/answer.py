@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.answering.intake import NOT_A_QUESTION
+from bot.answering.reader import Span
 from bot.answering.retrieval import QuestionAnalysis, Retrieval
-from bot.answering.scorer import Candidate
+from bot.answering.scorer import SHORT_ANSWER_PRECISION, Candidate
 from bot.answering.stories import Story
 from bot.indexing.index import DocumentInfo
 
@@ -62,6 +63,7 @@ class Trace:
 
     confidence: float = 0.0  # the scorer's probability that the chosen sentence answers right
     candidate: str | None = None  # the chosen sentence, answered or not
+    span_trust: float = 0.0  # the fitted probability that the reader's span, shown alone, would be right
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def compose_answer(
     candidates: list[Candidate],
     threshold: float,
     limit: int = 3,
-    span_threshold: float = 1.0,
+    span_trust: Callable[[Span, str, float], float] | None = None,
 ) -> Answer:
     """Answer with the scorer's best candidate when its probability clears the threshold, else say why not."""
     question = retrieval.question
@@ -158,12 +160,20 @@ def compose_answer(
     chosen = best.scored
     citations = _citations(retrieval, documents, limit, chosen.chunk_id)
     sentence = chosen.sentence
-    # The shortest verbatim text that answers: the reader's span when it is sure of it (the threshold is
-    # fitted on dev), else the whole sentence with that span in bold (the first citation always holds the
-    # sentence in full).
+    # The shortest verbatim text that answers: the reader's span where spans like it are right at least 90% of
+    # the time (the scorer's fitted trust), else the whole sentence with that span in bold (the first citation
+    # always holds the sentence in full). A yes/no question is answered by the sentence that settles it: a
+    # fragment of it reads as neither yes nor no.
     learned = best.span
     whole = learned is None or learned.end - learned.start >= len(sentence.text.rstrip(".!?\"'”’ "))
-    if learned is not None and not whole and learned.probability >= span_threshold:
+    trust = (
+        span_trust(learned, sentence.text[learned.start : learned.end], confidence)
+        if learned is not None and not whole and span_trust is not None
+        else 0.0
+    )
+    alone = learned is not None and not whole and question.kind != "yesno" and trust >= SHORT_ANSWER_PRECISION
+    if alone:
+        assert learned is not None
         span, highlight = (learned.start, learned.end), None
     else:
         span = (0, len(sentence.text))
@@ -181,7 +191,7 @@ def compose_answer(
             answer_start=sentence.start + span[0],
             answer_end=sentence.start + span[1],
         ),
-        trace=Trace(confidence, sentence.text),
+        trace=Trace(confidence, sentence.text, trust),
     )
 
 

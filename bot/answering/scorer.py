@@ -9,6 +9,7 @@ is set by hand.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,26 @@ FEATURES = (
     "attribute_missing",  # "the population of ...": an attribute the article never names
     "header",  # the sentence is a header line (title, outlet, date)
 )
+
+
+# A short answer shown alone must be right at least this often at its confidence; below, the whole sentence
+# answers with the span in bold. A product choice (issue 24): a wrong fragment misleads, a sentence does not.
+SHORT_ANSWER_PRECISION = 0.9
+SPAN_TRUST_FEATURES = (
+    "span",  # log-odds of the reader's span probability
+    "confidence",  # log-odds of the scorer's probability that the chosen sentence answers
+    "words",  # log(1 + words in the span): a longer span more often holds the whole answer
+)
+
+
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def span_trust_features(span: Span, span_text: str, confidence: float) -> tuple[float, float, float]:
+    """SPAN_TRUST_FEATURES of a span: what says whether it is right shown alone."""
+    return (_log_odds(span.probability), _log_odds(confidence), math.log1p(len(span_text.split())))
 
 
 @dataclass(frozen=True)
@@ -106,7 +127,10 @@ class Scorer:
     answering: tuple[float, ...]  # one weight per feature, then one for the share
     answering_bias: float
     threshold: float
-    span_threshold: float = 1.0  # the reader's span answers alone above this probability (fitted on dev)
+    # How likely the reader's span, shown alone as the answer, is right (word F1 >= 0.5 with a gold answer or
+    # holding one): a logistic regression over SPAN_TRUST_FEATURES fitted on the tune questions' chosen
+    # candidates. Empty: never trusted (the whole sentence answers, the span in bold).
+    span_trust: tuple[float, ...] = ()  # bias, then one weight per SPAN_TRUST_FEATURES
 
     @classmethod
     def load(cls, directory: Path) -> Scorer:
@@ -120,8 +144,16 @@ class Scorer:
             answering=tuple(data["answering"]),
             answering_bias=float(data["answering_bias"]),
             threshold=float(data["threshold"]),
-            span_threshold=float(data.get("span_threshold", 1.0)),
+            span_trust=tuple(float(w) for w in data.get("span_trust", ())),
         )
+
+    def span_trust_probability(self, span: Span, span_text: str, confidence: float) -> float:
+        """The fitted probability that `span_text`, shown alone, is a right answer (0 when none is fitted)."""
+        if not self.span_trust:
+            return 0.0
+        bias, *weights = self.span_trust
+        z = bias + sum(w * x for w, x in zip(weights, span_trust_features(span, span_text, confidence), strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
         return (features - np.asarray(self.mean)) / np.asarray(self.scale)

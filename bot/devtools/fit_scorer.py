@@ -18,9 +18,17 @@ from typing import Any
 import numpy as np
 
 from bot.answering.reader import Span, reader_path
-from bot.answering.scorer import FEATURES, SCORER_FILE, Scorer
+from bot.answering.retrieval import question_kind
+from bot.answering.scorer import (
+    FEATURES,
+    SCORER_FILE,
+    SHORT_ANSWER_PRECISION,
+    SPAN_TRUST_FEATURES,
+    Scorer,
+    span_trust_features,
+)
 from bot.config import Settings
-from bot.evaluation import EvalCase, candidate_rows, load_question_set, service_for, token_f1
+from bot.evaluation import EvalCase, answer_line_right, candidate_rows, load_question_set, service_for
 from bot.service import StorybotService
 
 Say = Callable[[str], None]
@@ -194,7 +202,9 @@ def fit(sets: Sequence[TuneSet], say: Say) -> dict[str, Any]:
     best = {g: (float(p), bool(target[i])) for i, (g, p) in enumerate(zip(question_ids, predicted, strict=True))}
     is_answerable = {g: bool(answerable[out_of_fold[g][0]]) for g in question_ids}
     threshold, table = choose_threshold(best, is_answerable, say)
-    span_threshold, span_table = choose_span_threshold(sets, say)
+    answered = {g for g, (p, _) in best.items() if p >= threshold}
+    chosen_rows = {g: out_of_fold[g][0] for g in answered}
+    span_trust, span_table = fit_span_trust(sets, chosen_rows, {g: best[g][0] for g in answered}, say)
     return {
         "features": list(FEATURES),
         "mean": [float(m) for m in mean],
@@ -203,8 +213,9 @@ def fit(sets: Sequence[TuneSet], say: Say) -> dict[str, Any]:
         "answering": [round(float(w), 6) for w in answering.coef_[0]],
         "answering_bias": round(float(answering.intercept_[0]), 6),
         "threshold": threshold,
-        "span_threshold": span_threshold,
-        "span_table": span_table,
+        "span_trust_features": list(SPAN_TRUST_FEATURES),
+        "span_trust": span_trust,
+        "span_trust_table": span_table,
         "selection_C": best_c,
         "fitted_on": [s[0] for s in sets],
         "threshold_table": table,
@@ -234,33 +245,47 @@ def choose_threshold(
     return chosen, table
 
 
-def choose_span_threshold(sets: Sequence[TuneSet], say: Say) -> tuple[float, list[list[float]]]:
-    """The span probability above which the reader's span answers alone instead of its whole sentence: the
-    one giving the best mean F1 (SQuAD's word overlap) of the answer text with the expected answers, over
-    every answerable tune question's first right candidate. A whole sentence scores its own F1, which is
-    low for a short answer; a wrong span scores about 0, so a span is only trusted where it is usually right."""
-    cases: list[tuple[float, float, float]] = []  # (span probability, span F1, whole-sentence F1)
-    for _, _, labels, ids, questions, spans in sets:
-        seen = set()
-        for row, (label, question_id) in enumerate(zip(labels, ids, strict=True)):
-            sentence, span = spans[row]
-            expect = questions[int(question_id)].expect
-            if not label or not expect or span is None or int(question_id) in seen:
-                continue
-            seen.add(int(question_id))
-            span_f1 = max(token_f1(sentence[span.start : span.end], e) for e in expect)
-            whole_f1 = max(token_f1(sentence, e) for e in expect)
-            cases.append((span.probability, span_f1, whole_f1))
+def fit_span_trust(
+    sets: Sequence[TuneSet], chosen_rows: dict[int, int], confidence: dict[int, float], say: Say
+) -> tuple[list[float], list[list[float]]]:
+    """How likely the reader's span, shown alone, is right: a logistic regression over SPAN_TRUST_FEATURES
+    of every answered answerable tune question's chosen candidate (out of fold), right when the span reaches
+    word F1 0.5 with a gold answer or holds one, as `storybot eval` judges the answer line. Yes/no questions
+    are left out: they are always answered with their sentence. Returns [bias, weights...] and, for the
+    model card, the out-of-fold share right above each trust level."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    # Candidate rows and question ids are numbered over the sets stacked in order, as _stack numbers them.
+    spans = [span for tune_set in sets for span in tune_set[5]]
+    cases = [case for tune_set in sets for case in tune_set[4]]
+    rows, targets = [], []
+    for g, row in sorted(chosen_rows.items()):
+        case = cases[g]
+        sentence, span = spans[row]
+        if not case.expect or span is None or question_kind(case.question) == "yesno":
+            continue
+        text = sentence[span.start : span.end]
+        rows.append(span_trust_features(span, text, confidence[g]))
+        targets.append(answer_line_right(text, case.expect))
+    x, y = np.asarray(rows, dtype=np.float64), np.asarray(targets, dtype=bool)
+    if len(set(targets)) < 2:
+        say("  span trust: too few right and wrong spans to fit; spans never answer alone")
+        return [], []
+    predicted = np.zeros(len(y))
+    for train_rows, test_rows in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
+        predicted[test_rows] = LogisticRegression().fit(x[train_rows], y[train_rows]).predict_proba(x[test_rows])[:, 1]
+    model = LogisticRegression().fit(x, y)
     table = []
-    best_t, best_f1 = 1.0, -1.0
-    for t in [round(0.05 * i, 2) for i in range(0, 21)]:
-        f1 = float(np.mean([s if p >= t else w for p, s, w in cases])) if cases else 0.0
-        narrowed = sum(p >= t for p, _, _ in cases)
-        table.append([t, round(f1, 4), narrowed, len(cases)])
-        if f1 > best_f1:
-            best_t, best_f1 = t, f1
-    say(f"  span threshold {best_t}: mean answer F1 {best_f1:.3f} over {len(cases)} right candidates")
-    return best_t, table
+    for level in (0.5, 0.6, 0.7, 0.8, 0.85, SHORT_ANSWER_PRECISION, 0.95):
+        shown = predicted >= level
+        table.append([level, int(shown.sum()), len(y), round(float(y[shown].mean()), 4) if shown.any() else 0.0])
+    at_floor = next(row for row in table if row[0] == SHORT_ANSWER_PRECISION)
+    say(
+        f"  span trust: of {len(y)} answered spans ({y.mean():.0%} right), {at_floor[1]} would answer alone, "
+        f"{at_floor[3]:.0%} of them right (out of fold)"
+    )
+    return [round(float(model.intercept_[0]), 6), *(round(float(w), 6) for w in model.coef_[0])], table
 
 
 def calibration_table(best: dict[int, tuple[float, bool]], answerable: dict[int, bool]) -> list[list[float]]:
