@@ -50,6 +50,7 @@ SLOWEST_FIRST = (
     "test_answers.py",  # 12 s
     "test_telegram_webhook.py",  # 12 s: a bot process
     "test_cli.py",  # 11 s: a storybot process
+    "test_first_use.py",  # 10 s: a chat process, interrupted
     "test_stories.py",  # 9 s: the fixture articles' index
     "test_bad_input.py",  # 9 s
 )
