@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("question", nargs="*", metavar="QUESTION", help="the question (omit it: one per stdin line)")
     ask.add_argument(
-        "--json", action="store_true", help="print one JSON object per question (the fields are in the README)"
+        "--json", action="store_true", help="print one JSON object per question (the fields are in docs/using.md)"
     )
     ask.add_argument(
         "--story", dest="ask_story", metavar="KEY", help="answer from this story alone (see `storybot stories`)"

@@ -7,12 +7,12 @@ import logging
 import re
 import textwrap
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.answering.answer import Answer, Story
 from bot.answering.conversation import Session
-from bot.answering.intake import question_problem
+from bot.answering.intake import NOT_A_QUESTION, NOT_A_QUESTION_TO_ASK, question_problem
 from bot.answering.lexical import key_word_spans
 from bot.config import Settings
 from bot.errors import IndexDamagedError, UnknownStoryError
@@ -26,6 +26,7 @@ ReadLine = Callable[[str], str]  # prompt -> line; raises EOFError at the end of
 Write = Callable[[str], None]
 
 EXIT_WORDS = frozenset({"exit", "quit", ":q", "/exit", "/quit", "bye"})
+CANCELLED = "Cancelled that answer; the conversation is kept. (Ctrl-C at the prompt leaves.)"
 
 HELP = """\
 Ask anything about the article in plain words, e.g. "What did Biden warn?".
@@ -37,7 +38,8 @@ Commands:  sources   list the articles
            reset     forget the conversation (follow-up questions use the last few turns)
            feedback good|bad [note]   record whether the last answer was right
            help      this text
-           exit      leave (or press Ctrl-D)"""
+           exit      leave (or press Ctrl-D)
+Ctrl-C while an answer is being worked out cancels that answer; at the prompt it leaves."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ def run_chat(
 ) -> None:
     """The interactive loop: read a line, answer it, until exit or end of input; within `story` when given.
 
-    Ctrl-C (KeyboardInterrupt) is not caught: it ends the chat, and the CLI says so with exit code 130.
+    Ctrl-C (KeyboardInterrupt) at the prompt is not caught: it ends the chat, and the CLI says so with exit
+    code 130. Ctrl-C while an answer is being worked out cancels that answer only: the chat goes on, and
+    its conversation is kept as it was before the question.
     """
     session = Session(max_turns=service.settings.history_turns)
     scope = ChatScope(story)
@@ -224,6 +228,9 @@ def run_chat(
             continue
         try:
             last = service.ask(without_surrogates(question), session, scope.story.key if scope.story else None)
+        except KeyboardInterrupt:  # the session remembers a turn only once it is answered: nothing to undo
+            write(style.yellow(CANCELLED))
+            continue
         except UnknownStoryError as error:  # the story left the corpus since it was picked
             scope.story = None
             write(style.yellow(f"{error} Asking about every story again."))
@@ -390,6 +397,11 @@ def answer_batch(
                 log.warning("could not answer line %d: %s: %s", handled, type(failure).__name__, failure)
                 log.debug("traceback", exc_info=True)
                 error = f"could not answer this line ({type(failure).__name__}); the other lines are unaffected"
+        # The chat's hint says "or type 'help'", which `ask` has no use for.
+        if error == NOT_A_QUESTION:
+            error = NOT_A_QUESTION_TO_ASK
+        if answer is not None and answer.shown.reason == NOT_A_QUESTION:
+            answer = replace(answer, shown=replace(answer.shown, reason=NOT_A_QUESTION_TO_ASK))
         if as_json:
             data = answer.to_json() if answer is not None else _unanswered(item.question, error or "")
             write(without_surrogates(json.dumps(data, ensure_ascii=False)))

@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 from bot import status
 from bot.answering.answer import Answer, Shown, ask_which_story, compose_answer
 from bot.answering.conversation import Session, make_turn, resolve
-from bot.answering.intake import NOT_A_QUESTION, looks_like_question, question_problem
+from bot.answering.intake import (
+    NOT_A_QUESTION,
+    NOT_ENGLISH,
+    looks_like_question,
+    names_alone,
+    question_problem,
+    reads_as_english,
+)
 from bot.answering.reader import CrossEncoderReader, Reader, reader_path
 from bot.answering.retrieval import Retriever
 from bot.answering.scorer import Scorer, contending_documents, score_candidates
@@ -129,10 +136,12 @@ class StorybotService:
     # -- asking ---------------------------------------------------------------------------------
 
     def check(self, question: str) -> str | None:
-        """Why this input gets no answer at all (empty, too long, not a question), or None."""
+        """Why this input gets no answer at all (empty, too long, not a question, not English), or None."""
         problem = question_problem(question, self.settings.max_question_chars)
         if problem is None and not looks_like_question(question, self.retriever.knows):
             problem = NOT_A_QUESTION
+        if problem is None and not reads_as_english(question):
+            problem = NOT_ENGLISH
         return problem
 
     def ask(self, question: str, session: Session | None = None, story: str | None = None) -> Answer:
@@ -151,6 +160,9 @@ class StorybotService:
         resolved = resolve(question, session.last if session else None)
         if resolved.text != question:
             log.debug("follow-up %r read as %r", question, resolved.text)
+        ask_back = resolved.who_is_meant()
+        if ask_back is not None:  # "What did he say then?" with no "he" before it: nothing to look up
+            return Answer(question=question, answered=False, text=None, citations=[], shown=Shown(reason=ask_back))
         retriever = loaded.retriever
         retrieval = retriever.search(resolved.text, scope=scope)
         documents = retriever.index.documents
@@ -162,14 +174,19 @@ class StorybotService:
         if len(offered) >= 2:
             answer = ask_which_story(retrieval, documents, candidates, offered, self.settings.top_k)
         else:
+            # A name alone ("putin") asks what the article says about it: its whole sentence, not the span the
+            # reader would pick for a question that was never asked.
+            lone_name = names_alone(question)
             answer = compose_answer(
                 retrieval,
                 documents,
                 candidates,
                 self.threshold,
                 self.settings.top_k,
-                self.scorer.span_trust_probability,
+                None if lone_name else self.scorer.span_trust_probability,
             )
+            if lone_name:  # the name is emphasised where it stands, not a span nobody asked for
+                answer = replace(answer, shown=replace(answer.shown, highlight=None))
         if session is not None:
             is_span = answer.answered and answer.text != answer.shown.sentence
             session.remember(make_turn(resolved.text, answer.text, is_span, retrieval.question.unknown_entities))

@@ -38,8 +38,8 @@ DATA = Path(__file__).resolve().parent / "data"
 FIXTURE_CORPUS = DATA / "fixture_corpus"
 
 
-# The slowest modules, slowest first (CPU seconds measured with scripts/test's two workers; README
-# "Development"). xdist gives each worker one module at a time in collection order, and scripts/test
+# The slowest modules, slowest first (CPU seconds measured with scripts/test's two workers;
+# docs/development.md). xdist gives each worker one module at a time in collection order, and scripts/test
 # turns off its default reordering by number of tests, which put these few-test modules last: one worker
 # then ran 120 s of tests while the other ran 70 s. Started first, the long ones overlap with the rest.
 SLOWEST_FIRST = (
@@ -50,6 +50,7 @@ SLOWEST_FIRST = (
     "test_answers.py",  # 12 s
     "test_telegram_webhook.py",  # 12 s: a bot process
     "test_cli.py",  # 11 s: a storybot process
+    "test_first_use.py",  # 10 s: a chat process, interrupted
     "test_stories.py",  # 9 s: the fixture articles' index
     "test_bad_input.py",  # 9 s
 )

@@ -146,9 +146,9 @@ def test_a_word_that_is_no_question_gets_a_hint_not_a_quote(tmp_path, cli) -> No
     assert result.returncode == 2
     assert result.stdout.splitlines() == [
         "Q: clear",
-        "That doesn't look like a question about the story. Ask me about the story, or type 'help'.",
+        "That doesn't look like a question about the story. Ask about the story in plain words.",
         "",
-    ]
+    ]  # not the chat's "or type 'help'": `ask` has no 'help' to type
 
 
 class CtrlC(io.StringIO):

@@ -110,3 +110,31 @@ def test_a_standalone_question_gets_the_same_answer_alone_and_after_unrelated_tu
         seed_service.ask(warm_up, session)
         for question, expected in zip(standalone, alone, strict=True):
             assert seed_service.ask(question, session).to_json() == expected, (warm_up, question)
+
+
+def test_a_pronoun_is_filled_with_a_name_as_written_never_a_possessive() -> None:
+    from bot.answering.conversation import make_turn
+
+    # "Who did she call?" read "she" as "Niinisto's", taken from "What is Niinisto's country?".
+    turn = make_turn("What is Niinisto's country?", "Finnish", True)
+    assert turn.subject == "Niinisto" and turn.answer_name is None  # "Finnish" is a people's adjective
+    assert resolve("Who did she call?", turn).read_as == {"she": "Niinisto"}
+    assert resolve("Who did she call?", turn).text == "Who did Niinisto call?"
+    # A possessive pronoun puts the possessive in the question, and tells the user the name.
+    previous = make_turn("Who did Putin speak with by phone?", "Finnish President Sauli Niinisto's", True)
+    assert previous.answer_name is not None and not previous.answer_name.endswith("'s")
+    his = resolve("What has his country traditionally been?", previous)
+    assert his.text == "What has Niinisto's country traditionally been?" and his.read_as == {"his": "Niinisto"}
+    assert make_turn("What did Niinisto’s office say in 2021?", None, False).subject == "Niinisto"
+
+
+def test_a_pronoun_that_stands_for_nobody_is_asked_about() -> None:
+    ask_back = "Who do you mean by 'he'? Ask with a name."
+    assert resolve("What did he say then?", None).who_is_meant() == ask_back
+    nobody = Turn("What did Zelensky say?", None, None)  # a refusal leaves no name behind
+    assert resolve("What did he say then?", nobody).who_is_meant() == ask_back
+    assert resolve("Where was she?", None).who_is_meant() == "Who do you mean by 'she'? Ask with a name."
+    # The question names or asks about something else: it is looked up as it stands.
+    assert resolve("What did he say about NATO?", None).who_is_meant() is None
+    assert resolve("What did he warn?", None).who_is_meant() is None
+    assert resolve("What did he say then?", Turn("What did Biden warn?", "Biden", None)).who_is_meant() is None

@@ -1,6 +1,6 @@
 """Floors on the held-out question sets, answered by the real model, reader and scorer.
 
-These sets were never used for training or tuning (see README "Evaluation"): the news test split was
+These sets were never used for training or tuning (see docs/evaluation.md): the news test split was
 written blind, and the SQuAD test articles are unseen by the reader. The tests check rates, never
 which questions pass; the figures themselves are reported by `storybot eval`.
 """
@@ -23,8 +23,8 @@ NEAR_MISS = DATA / "near_miss" / "questions.jsonl"
 # Floors a few points under what the shipped reader and scorer measured on these sets (measured with
 # issue 18's stories merged): news 70 of 89 right, 13 of 31 refused, 9 false refusals; near misses 19 of
 # 80 refused. They catch a regression: the shipped reader with its top two layers shuffled (`python -m
-# bot.devtools.damage_reader`) fails each test: news 52 right, near misses 14 refused (README,
-# "Development"). The SQuAD floors are in test_quality_squad.py, so the two run on different workers.
+# bot.devtools.damage_reader`) fails each test: news 52 right, near misses 14 refused
+# (docs/development.md). The SQuAD floors are in test_quality_squad.py, so the two run on different workers.
 NEWS_FLOORS = {"right": 0.72, "abstained": 0.35, "false_refusals": 0.15}
 NEAR_MISS_FLOOR = 0.20
 

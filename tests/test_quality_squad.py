@@ -1,7 +1,7 @@
 """Floors on the SQuAD test articles, answered by the real model, reader and scorer.
 
 The reader never trained on these articles (bot/squad.py splits by article). Fixed samples keep the
-suite fast: their rates were measured against the whole splits' (README "Evaluation"), and the floors sit
+suite fast: their rates were measured against the whole splits' (docs/evaluation.md), and the floors sit
 a few points under what the shipped reader measured on exactly these samples.
 """
 

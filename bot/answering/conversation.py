@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.answering.lexical import demonyms
 from bot.answering.retrieval import question_entities
-from bot.indexing.terms import normalize_word, words
+from bot.indexing.terms import content_words, is_figure, normalize_word, words
 
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
 _OBJECT_PRONOUNS = re.compile(r"\b(him|her)\b(?!\s+(?:own|country|government|office|comments?|demands?)\b)", re.I)
@@ -48,6 +48,14 @@ class Session:
 class Resolved:
     text: str  # the question to answer: pronouns replaced by the names they stand for
     read_as: dict[str, str]  # what history filled in, shown to the user: {"he": "Putin"}
+    unfilled: str | None = None  # a pronoun the question leans on that nothing before stands for: "he"
+
+    def who_is_meant(self) -> str | None:
+        """The question back when a pronoun stands for nobody and the question asks about nothing else
+        ("What did he say then?" as a first question), else None: such a question has nothing to look up."""
+        if self.unfilled is None or content_words(self.text) or question_entities(self.text):
+            return None
+        return f"Who do you mean by '{self.unfilled}'? Ask with a name."
 
 
 def leans_on_previous(question: str) -> bool:
@@ -89,14 +97,26 @@ def _short(name: str) -> str:
     return name.split()[-1]
 
 
+def without_possessive(name: str) -> str:
+    """A name as the article writes it on its own: "Niinisto's" -> "Niinisto" (no word ends in "'")."""
+    return re.sub(r"['’]s$", "", name)
+
+
+def _first_pronoun(question: str) -> str | None:
+    """The first personal pronoun of a question, as typed in lower case: "he" in "What did he say?"."""
+    return next((word.lower() for word in words(question) if word.lower() in _PERSONAL_PRONOUNS), None)
+
+
 def resolve(question: str, previous: Turn | None) -> Resolved:
     """Rewrite a follow-up so it stands alone, using the previous turn; a question that stands alone is kept.
 
     History only fills in a personal pronoun or an elliptical "And X?": carrying more of the last turn
     steers unrelated questions back to it.
     """
-    if previous is None or not leans_on_previous(question):
+    if not leans_on_previous(question):
         return Resolved(question, {})
+    if previous is None:
+        return Resolved(question, {}, unfilled=_first_pronoun(question))
     switch = _SWITCH.match(question)
     # Only a name switches the subject ("And the EU?"); "And before that?" leans on the last turn instead.
     if switch and not re.search(r"\b[A-Z]", switch.group(1)):
@@ -112,10 +132,12 @@ def resolve(question: str, previous: Turn | None) -> Resolved:
     read_as: dict[str, str] = {}
     name_at = _first_name_at(question)
 
-    def fill(pattern: re.Pattern[str], name: str, text: str) -> str:
+    def fill(pattern: re.Pattern[str], name: str, text: str, written: str | None = None) -> str:
+        """Put `written` (the name itself unless given) for each pronoun; the user is told the name."""
+
         def replace(match: re.Match[str]) -> str:
             read_as[match.group(0)] = name
-            return name
+            return written or name
 
         return pattern.sub(replace, text)
 
@@ -126,22 +148,29 @@ def resolve(question: str, previous: Turn | None) -> Resolved:
     if other:
         text = fill(_OBJECT_PRONOUNS, _short(other), text)
         if name_at is None:
-            text = fill(_POSSESSIVES, _short(other) + "'s", text)
-    return Resolved(text, read_as)
+            text = fill(_POSSESSIVES, _short(other), text, written=_short(other) + "'s")
+    return Resolved(text, read_as, unfilled=None if read_as else _first_pronoun(question))
 
 
 def make_turn(
     resolved_question: str, answer_text: str | None, answer_is_span: bool, unknown: tuple[str, ...] = ()
 ) -> Turn:
-    """What this turn leaves for the next one: never a name the articles lack, so that a refusal's reason
-    ("The article doesn't mention Zelensky.") does not come back with the next question."""
-    names = [" ".join(p) for p in question_entities(resolved_question)]
-    names = [n for n in names if n not in unknown and is_referent(n)]
-    answer_name = None
-    if answer_is_span and answer_text and answer_text[:1].isupper():
-        answer_name = answer_text
+    """What this turn leaves for the next one: the names a pronoun may stand for, each as the article writes
+    it on its own (never "Niinisto's", never a people's adjective such as "Finnish"), and never a name the
+    articles lack, so that a refusal's reason ("The article doesn't mention Zelensky.") does not come back
+    with the next question."""
+    names = [n for n in _referents(resolved_question) if n not in unknown]
+    answer_names = _referents(answer_text) if answer_is_span and answer_text and answer_text[:1].isupper() else []
     return Turn(
         question=resolved_question,
         subject=names[0] if names else None,
-        answer_name=answer_name,
+        answer_name=answer_names[0] if answer_names else None,
     )
+
+
+def _referents(text: str) -> list[str]:
+    """The names in a text that a pronoun can stand for, possessives dropped: "Who did Niinisto's office
+    call?" -> ["Niinisto"]; "French President Emmanuel Macron" -> ["President Emmanuel Macron"]."""
+    phrases = [phrase for phrase in question_entities(text) if not any(map(is_figure, phrase))]  # not "2021"
+    names = [without_possessive(" ".join(phrase)) for phrase in phrases]
+    return [name for name in names if is_referent(name)]
