@@ -24,6 +24,8 @@ from bot.config import Settings
 from bot.indexing.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
 from bot.service import StorybotService
 
+from .helpers import REDIS_MISSING, RedisServer, free_port
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # scripts/test runs one worker per core: a worker that also spread each model pass over every core
     # would fight the other one for them.
@@ -160,6 +162,27 @@ def fixture_service(real_embedder: SentenceTransformerEmbedder, tmp_path_factory
             incoming.rename(corpus)
         data_dir = tmp_path_factory.mktemp("fixture-articles-data")
         return StorybotService.load(make_settings(root, data_dir=data_dir), real_embedder)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on loopback, one per test session (per worker); without one the tests fail, not skip."""
+    if shutil.which("redis-server") is None:
+        pytest.fail(REDIS_MISSING, pytrace=False)
+    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    return redis_server.url
 
 
 @dataclass

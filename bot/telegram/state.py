@@ -59,6 +59,8 @@ ASIDE_TTL_SECONDS = CHAT_TTL_SECONDS  # a value set aside is kept as long, for a
 CHAT_LOCK_SECONDS = 10.0  # the lock's timeout: a replica that dies holding it frees its chat this soon
 CHAT_LOCK_WAIT_SECONDS = 90.0  # longest wait for a chat's lock (a queued question holds it up to 20 s)
 REDIS_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # then the update is given up with a message to the user
+START_RETRY_DELAYS = (0.5, 1.0, 2.0)  # then `storybot telegram` does not start
+PACE_RETRY_DELAYS = (0.2,)  # then a message goes out unpaced: Telegram's flood waits (RetryAfter) still hold
 SENDS_PER_SECOND = 30  # Telegram's limit per bot token, over all chats...
 GROUP_SENDS_PER_MINUTE = 20  # ...and per group
 
@@ -545,7 +547,7 @@ class RedisStore(ChatStore):
         return self._client
 
     async def start(self) -> None:
-        await self._call("reach", lambda: self.client.ping(), delays=(0.5, 1.0, 2.0))
+        await self._call("reach", lambda: self.client.ping(), delays=START_RETRY_DELAYS)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -557,7 +559,7 @@ class RedisStore(ChatStore):
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
-        delays = delays or REDIS_RETRY_DELAYS
+        delays = delays or REDIS_RETRY_DELAYS  # read at each call: tests shorten it
         for attempt in range(len(delays) + 1):
             try:
                 return await operation()
@@ -690,12 +692,21 @@ class RedisStore(ChatStore):
         return Admission(admitted, wait if admitted else math.ceil(wait))
 
     async def bucket(
-        self, key: str, rate: float, burst: float, queue: float, ttl: int, now: float | None = None
+        self,
+        key: str,
+        rate: float,
+        burst: float,
+        queue: float,
+        ttl: int,
+        now: float | None = None,
+        delays: tuple[float, ...] = (),
     ) -> tuple[bool, float]:
         """One turn of the Lua token bucket: (admitted, wait). A key that is no bucket is set aside."""
         args = (rate, burst, queue, ttl, "" if now is None else repr(now))
         for _ in range(2):
-            result = await self._call("take a token in", lambda: self.client.eval(_BUCKET_SCRIPT, 1, key, *args))
+            result = await self._call(
+                "take a token in", lambda: self.client.eval(_BUCKET_SCRIPT, 1, key, *args), delays
+            )
             if int(result[0]) >= 0:
                 return bool(int(result[0])), float(result[1])
             await self._set_aside(key, "is not a storybot token bucket")
@@ -704,12 +715,22 @@ class RedisStore(ChatStore):
     async def send_wait(self, chat_id: int | str) -> float:
         """Reserve a place in the bot's shared 30 a second (and a group's 20 a minute); the wait for it."""
         forever = 1e9  # messages queue; none is refused
-        _, wait = await self.bucket(f"{self.prefix}sends", SENDS_PER_SECOND, SENDS_PER_SECOND, forever, 60)
-        if isinstance(chat_id, str) or chat_id < 0:
-            _, group_wait = await self.bucket(
-                f"{self.prefix}sends:{chat_id}", GROUP_SENDS_PER_MINUTE / 60, GROUP_SENDS_PER_MINUTE, forever, 3600
+        try:
+            _, wait = await self.bucket(
+                f"{self.prefix}sends", SENDS_PER_SECOND, SENDS_PER_SECOND, forever, 60, delays=PACE_RETRY_DELAYS
             )
-            wait = max(wait, group_wait)
+            if isinstance(chat_id, str) or chat_id < 0:
+                _, group_wait = await self.bucket(
+                    f"{self.prefix}sends:{chat_id}",
+                    GROUP_SENDS_PER_MINUTE / 60,
+                    GROUP_SENDS_PER_MINUTE,
+                    forever,
+                    3600,
+                    delays=PACE_RETRY_DELAYS,
+                )
+                wait = max(wait, group_wait)
+        except StateUnavailable:
+            return 0.0  # send unpaced rather than not at all (telling a user Redis is away is a send too)
         return wait
 
     async def migrate_chat(self, application: Application, message: Message) -> int:
@@ -797,7 +818,7 @@ class ChatOrder(BaseUpdateProcessor):
             await application.process_error(update, error)
 
     async def initialize(self) -> None:
-        await self.store.start()
+        return None  # `storybot telegram` checks the store before it starts (app.check_store); it connects lazily
 
     async def shutdown(self) -> None:
         await self.store.close()
