@@ -46,11 +46,13 @@ FIXTURE_CORPUS = DATA / "fixture_corpus"
 # then ran 120 s of tests while the other ran 70 s. Started first, the long ones overlap with the rest.
 SLOWEST_FIRST = (
     "test_quality_squad.py",  # 40 s: two SQuAD indexes and 273 questions
+    "test_telegram_replicas.py",  # 20 s: three bot processes (two replicas and a restart) and a redis-server
     "test_telegram.py",  # 22 s: a bot process and 21 bots over HTTP
     "test_quality.py",  # 19 s
     "test_scale.py",  # 15 s: the scale bench with a cold process
     "test_answers.py",  # 12 s
     "test_telegram_webhook.py",  # 12 s: a bot process
+    "test_telegram_order.py",  # 11 s: ten bots over HTTP, half of them on Redis
     "test_cli.py",  # 11 s: a storybot process
     "test_stories.py",  # 9 s: the fixture articles' index
     "test_bad_input.py",  # 9 s

@@ -158,10 +158,11 @@ class RedisServer:
     coming back) keeps what was written, as a deployed Redis with persistence does.
     """
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, password: str | None = None) -> None:
         self.folder = folder
         self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
+        self.password = password
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -172,6 +173,7 @@ class RedisServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder), "--save", ""]
         config += ["--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "notice"]
+        config += ["--requirepass", self.password] if self.password else []
         self.process = subprocess.Popen([binary, *config], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ready = threading.Event()
         seen: list[str] = []
