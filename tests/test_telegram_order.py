@@ -77,7 +77,7 @@ async def test_two_messages_of_one_chat_sent_together_are_answered_in_order_and_
     second_began = threading.Event()
     overlapped: list[bool] = []
     real_ask = service.ask
-    asking: list[str] = []  # the chat's questions (not the examples post_init works out)
+    asking: list[str] = []  # the chat's questions, not the example questions of /start
 
     def ask(question: str, session: Session | None = None, story: str | None = None):
         if question in asking[:1]:  # the first: had the second begun meanwhile, the chat would not be in order
@@ -106,7 +106,7 @@ async def test_other_chats_are_not_held_up_by_one_chats_order(
     other_asked = threading.Event()
     waited: list[bool] = []
     real_ask = service.ask
-    armed: list[bool] = []  # not for the examples post_init works out
+    armed: list[bool] = []  # not for the example questions of /start
 
     def ask(question: str, session: Session | None = None, story: str | None = None):
         if armed and "Biden" in question:

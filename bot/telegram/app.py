@@ -32,7 +32,6 @@ from telegram.ext import (
 from bot import status
 from bot.config import Settings
 from bot.errors import ConfigError, StorybotError
-from bot.examples import example_questions
 from bot.feedback import FeedbackLog
 from bot.service import StorybotService
 from bot.telegram import handlers
@@ -47,10 +46,9 @@ NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put 
 
 
 async def post_init(application: Application) -> None:
-    """Register the commands, work out the example questions once and start watching the corpus."""
+    """Register the commands and start watching the corpus (the examples are worked out at the first /start)."""
     await application.bot.set_my_commands(handlers.COMMANDS)
     service: StorybotService = application.bot_data["service"]
-    application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
     seconds = service.settings.corpus_check_seconds
     if seconds > 0 and application.job_queue is not None:
         application.job_queue.run_repeating(check_corpus, interval=seconds, first=seconds, name="corpus watcher")
@@ -65,7 +63,7 @@ async def check_corpus(context: CallbackContext) -> None:
     service: StorybotService = context.bot_data["service"]
     try:
         if await asyncio.to_thread(service.refresh_if_stale):
-            context.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
+            context.bot_data.pop("examples", None)  # worked out anew at the next /start
             context.bot_data["inline_cache"].clear()  # answers may differ now
     except StorybotError as error:
         log.error("could not rebuild the index, still answering from the old one: %s", error)
@@ -207,7 +205,7 @@ async def check_store(store: ChatStore) -> None:
     except StateUnavailable:
         raise ConfigError(f"cannot reach {store.describe()} (STORYBOT_REDIS_URL); is Redis running?") from None
     finally:
-        await store.close()  # its connections belong to this event loop; the bot's loop opens its own
+        await store.close()
 
 
 def _safe_url(url: str) -> str:
@@ -222,9 +220,9 @@ def run_bot(settings: Settings) -> None:
     if settings.telegram_bot_token is None:
         raise ConfigError(NO_TOKEN)
     username = asyncio.run(check_token(settings))
+    asyncio.run(check_store(open_store(settings)))  # before the model loads: a wrong URL fails fast
     service = StorybotService.load(settings)
     application = build_application(settings, service)
-    asyncio.run(check_store(application.bot_data["store"]))
     url = settings.webhook_url
     where = f"updates by webhook at {url}, listening on {settings.webhook_listen}:{settings.webhook_port}"
     status.show(f"storybot is running as @{username} ({where if url else 'long polling'}); press Ctrl-C to stop")

@@ -31,6 +31,7 @@ from bot.answering.answer import Answer
 from bot.answering.stories import Story
 from bot.config import Settings
 from bot.errors import UnknownStoryError
+from bot.examples import example_questions
 from bot.feedback import FeedbackLog
 from bot.indexing.index import DocumentInfo
 from bot.service import StorybotService
@@ -290,12 +291,24 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         else:
             await open_story(update, context, context.args[0])
         return
-    examples: list[str] = context.bot_data.get("examples", [])
+    examples = await _examples(context)
     lines = ["👋 I answer questions about this news, quoting the article itself:", ""]
     lines += [_describe(info) for info in _service(context).documents]
     lines += ["", "Ask me anything about it, or tap an example:" if examples else "Ask me anything about it."]
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(q, callback_data=f"ask:{i}")] for i, q in enumerate(examples)])
     await send_html(message, "\n".join(lines), markup if examples else None, quote=False)
+
+
+async def _examples(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
+    """The example questions, worked out at the first /start after a start or a rebuild (a few model runs).
+
+    Not at start: a replica takes updates sooner, and a bot nobody greets never pays for them.
+    """
+    examples: list[str] | None = context.bot_data.get("examples")
+    if examples is None:
+        examples = await asyncio.to_thread(example_questions, _service(context))
+        context.bot_data["examples"] = examples
+    return examples
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -585,7 +585,9 @@ class RedisStore(ChatStore):
 
     async def _set_aside(self, key: str, why: str) -> None:
         aside = f"{key}:unreadable-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
-        with contextlib.suppress(Exception):  # gone meanwhile (another replica set it aside): nothing to move
+        from redis.exceptions import ResponseError
+
+        with contextlib.suppress(ResponseError):  # "no such key": another replica set it aside meanwhile
             await self._call("set aside a value in", lambda: self.client.rename(key, aside))
             await self._call("set aside a value in", lambda: self.client.expire(aside, ASIDE_TTL_SECONDS))
             log.warning("chat state: %s in %s %s; moved it to %s and started afresh", key, self.describe(), why, aside)
