@@ -145,5 +145,5 @@ def bot_process_env(settings: Settings, api_url: str, **extra: str) -> dict[str,
 
 REDIS_MISSING = (
     "redis-server is not installed: the Redis tests start a real one on loopback. `scripts/install test` "
-    "installs Debian's redis-server (as root); elsewhere install Redis 6.2 or later so it is on PATH."
+    "installs Debian's redis-server (as root); elsewhere install Redis 5 or later so it is on PATH."
 )
