@@ -71,11 +71,17 @@ class Settings(BaseSettings):
     # The secret Telegram sends with each update. None: a new random one each start. Replicas behind one
     # URL need the same one (each start's setWebhook replaces the last), so they share it here.
     webhook_secret: SecretStr | None = None
+    # Chat state shared by replicas: redis://[:password@]host:port/db (rediss:// for TLS). None: one process
+    # keeps it in a JSON file under data_dir. A secret, since the URL may carry a password.
+    redis_url: SecretStr | None = None
 
     def secret_values(self) -> list[str]:
         """The configured secrets in plain text, for the log filter that keeps them out of every line."""
         secrets = (self.telegram_bot_token, self.vector_store_api_key, self.webhook_secret)
-        return [secret.get_secret_value() for secret in secrets if secret is not None]
+        values = [secret.get_secret_value() for secret in secrets if secret is not None]
+        if self.redis_url is not None and urlsplit(self.redis_url.get_secret_value()).password:
+            values.append(urlsplit(self.redis_url.get_secret_value()).password or "")
+        return values
 
     @field_validator("log_level")
     @classmethod
@@ -119,8 +125,36 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule for secret tokens)")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, so a typo is one line at start rather than an error on the first message.
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        example = "such as redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:///path/redis.sock)"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError(f"must be a Redis URL {example}") from None
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"must be a Redis URL {example}, not {parts.scheme or 'no'} scheme")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError(f"must name the Redis host, {example}")
+        database = parts.path.strip("/")
+        if parts.scheme != "unix" and database and not database.isdigit():
+            raise ValueError(f"must end in a database number, {example}")
+        return SecretStr(url)
+
     @field_validator(
-        "telegram_bot_token", "vector_store_api_key", "answer_threshold", "webhook_url", "webhook_secret", mode="before"
+        "telegram_bot_token",
+        "vector_store_api_key",
+        "answer_threshold",
+        "webhook_url",
+        "webhook_secret",
+        "redis_url",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

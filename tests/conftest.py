@@ -24,6 +24,8 @@ from bot.config import Settings
 from bot.indexing.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
 from bot.service import StorybotService
 
+from .helpers import REDIS_MISSING, RedisServer, free_port
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # scripts/test runs one worker per core: a worker that also spread each model pass over every core
     # would fight the other one for them.
@@ -44,11 +46,13 @@ FIXTURE_CORPUS = DATA / "fixture_corpus"
 # then ran 120 s of tests while the other ran 70 s. Started first, the long ones overlap with the rest.
 SLOWEST_FIRST = (
     "test_quality_squad.py",  # 40 s: two SQuAD indexes and 273 questions
+    "test_telegram_replicas.py",  # 20 s: three bot processes (two replicas and a restart) and a redis-server
     "test_telegram.py",  # 22 s: a bot process and 21 bots over HTTP
     "test_quality.py",  # 19 s
     "test_scale.py",  # 15 s: the scale bench with a cold process
     "test_answers.py",  # 12 s
     "test_telegram_webhook.py",  # 12 s: a bot process
+    "test_telegram_order.py",  # 11 s: ten bots over HTTP, half of them on Redis
     "test_cli.py",  # 11 s: a storybot process
     "test_first_use.py",  # 10 s: a chat process, interrupted
     "test_stories.py",  # 9 s: the fixture articles' index
@@ -161,6 +165,27 @@ def fixture_service(real_embedder: SentenceTransformerEmbedder, tmp_path_factory
             incoming.rename(corpus)
         data_dir = tmp_path_factory.mktemp("fixture-articles-data")
         return StorybotService.load(make_settings(root, data_dir=data_dir), real_embedder)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on loopback, one per test session (per worker); without one the tests fail, not skip."""
+    if shutil.which("redis-server") is None:
+        pytest.fail(REDIS_MISSING, pytrace=False)
+    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    return redis_server.url
 
 
 @dataclass

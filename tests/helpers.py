@@ -6,12 +6,14 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot.config import Settings
+from bot.devtools.redis_server import RedisServer  # noqa: F401 - the tests' Redis, shared with the benchmark
 from bot.evaluation import Summary
 from bot.indexing.index import INDEX_FILES, MANIFEST
 
@@ -121,6 +123,13 @@ def scripted_input(lines: Iterator[str]) -> Callable[[str], str]:
     return read_line
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def bot_process_env(settings: Settings, api_url: str, **extra: str) -> dict[str, str]:
     """The environment of a `storybot telegram` process on these settings, talking to the loopback Bot API."""
     return {
@@ -132,3 +141,9 @@ def bot_process_env(settings: Settings, api_url: str, **extra: str) -> dict[str,
         "STORYBOT_DATA_DIR": str(settings.data_dir),
         **extra,
     }
+
+
+REDIS_MISSING = (
+    "redis-server is not installed: the Redis tests start a real one on loopback. `scripts/install test` "
+    "installs Debian's redis-server (as root); elsewhere install Redis 5 or later so it is on PATH."
+)

@@ -50,6 +50,7 @@ class Call:
 
 
 LONG_POLL_SECONDS = 0.2  # an idle bot asks five times a second: nothing on loopback
+SLOW_ANSWER_SECONDS = 1.5  # a "slow_answer" failure holds the answer this long
 
 
 class LoopbackBotAPI:
@@ -60,7 +61,9 @@ class LoopbackBotAPI:
         self.calls: list[Call] = []
         self.messages: dict[int, dict[str, Any]] = {}  # every message either side sent, by id
         self.chats: dict[int, dict[str, Any]] = {}
-        self.failures: dict[str, list[str]] = {}  # method -> ["retry_after" | "server_error", ...]
+        # method -> ["retry_after" | "server_error" | "slow_answer", ...]; a slow answer does the call, then
+        # holds its answer SLOW_ANSWER_SECONDS (a client that gave up by then cannot know it was done).
+        self.failures: dict[str, list[str]] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -122,6 +125,11 @@ class LoopbackBotAPI:
                 status=409,
             )
         failures = self.failures.get(method)
+        if failures and failures[0] == "slow_answer":
+            failures.pop(0)
+            answer = await self._answer(method, params)
+            await asyncio.sleep(SLOW_ANSWER_SECONDS)  # a slow network, by design: the client times out
+            return answer
         if failures:
             kind = failures.pop(0)
             if kind == "retry_after":
@@ -135,6 +143,9 @@ class LoopbackBotAPI:
                     status=429,
                 )
             return web.json_response({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
+        return await self._answer(method, params)
+
+    async def _answer(self, method: str, params: dict[str, Any]) -> web.Response:
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             result: Any = True
@@ -204,31 +215,34 @@ class LoopbackBotAPI:
 
     # -- what the tests do ------------------------------------------------------------------------
 
-    async def _push(self, update: dict[str, Any]) -> None:
+    async def _push(self, update: dict[str, Any], via: str | None = None) -> None:
         update["update_id"] = next(self._update_ids)
         if self.webhook is not None:
-            self.webhook_statuses.append(await self._deliver(update, self.webhook["secret_token"]))
+            self.webhook_statuses.append(await self._deliver(update, self.webhook["secret_token"], via))
             return
         self._updates.append(update)
         async with self._changed:
             self._changed.notify_all()
 
-    async def _deliver(self, update: dict[str, Any], secret_token: str | None, patience: float = 10) -> int:
+    async def _deliver(
+        self, update: dict[str, Any], secret_token: str | None, via: str | None = None, patience: float = 10
+    ) -> int:
         """POST to the webhook, retrying while nobody listens yet (as Telegram retries); the last status.
 
         python-telegram-bot calls setWebhook before its listener is up, so the first update may find it closed.
+        `via` posts to that URL instead of the webhook's: one replica behind a balancer, chosen by the test.
         """
         deadline = time.monotonic() + patience
         delay = 0.05
         while True:
-            status = await self.post_to_webhook(update, secret_token)
+            status = await self.post_to_webhook(update, secret_token, via)
             if status != 0 or time.monotonic() + delay > deadline:
                 return status
             await asyncio.sleep(delay)  # nothing to await here: the bot's port opens in another process
             delay = min(delay * 2, 1.0)
 
-    async def post_to_webhook(self, update: dict[str, Any], secret_token: str | None) -> int:
-        """POST an update to the webhook as Telegram does (with the given secret header); the HTTP status."""
+    async def post_to_webhook(self, update: dict[str, Any], secret_token: str | None, via: str | None = None) -> int:
+        """POST an update to the webhook (or `via`) as Telegram does, with the given secret header; the HTTP status."""
         assert self.webhook is not None, "no webhook is set"
         if self._client is None:
             self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -237,7 +251,8 @@ class LoopbackBotAPI:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret_token
         update.setdefault("update_id", next(self._update_ids))
         try:
-            async with self._client.post(self.webhook["url"], data=json.dumps(update), headers=headers) as response:
+            url = via or self.webhook["url"]
+            async with self._client.post(url, data=json.dumps(update), headers=headers) as response:
                 return response.status
         except aiohttp.ClientError:
             return 0  # nobody listening: Telegram would retry later; the tests look at the status
@@ -249,10 +264,11 @@ class LoopbackBotAPI:
         user_id: int = 111,
         chat_type: str = "private",
         reply_to: int | None = None,
+        via: str | None = None,
     ) -> int:
         """A user's text message; commands and @mentions get their entities as Telegram would send them."""
         update = self.text_update(text, chat_id, user_id, chat_type, reply_to)
-        await self._push(update)
+        await self._push(update, via)
         return int(update["message"]["message_id"])
 
     def text_update(
@@ -288,6 +304,18 @@ class LoopbackBotAPI:
             message["reply_to_message"] = self.messages[reply_to]
         self.messages[message_id] = message
         return {"message": message}
+
+    async def migrate_to_supergroup(self, old_chat_id: int, new_chat_id: int, user_id: int = 111) -> None:
+        """A group becomes a supergroup, as Telegram tells it: a service message in each chat, old first."""
+        self.chats[new_chat_id] = {"id": new_chat_id, "type": "supergroup", "title": "Test group"}
+        sender = {"id": user_id, "is_bot": False, "first_name": "Tester"}
+        for chat_id, field_name, other in (
+            (old_chat_id, "migrate_to_chat_id", new_chat_id),
+            (new_chat_id, "migrate_from_chat_id", old_chat_id),
+        ):
+            chat = self.chats.get(chat_id, {"id": chat_id, "type": "group", "title": "Test group"})
+            message = {"message_id": next(self._message_ids), "date": int(time.time()), "chat": chat, "from": sender}
+            await self._push({"message": {**message, field_name: other}})
 
     async def send_photo(self, chat_id: int = 111, user_id: int = 111) -> None:
         chat = {"id": chat_id, "type": "private", "first_name": "Tester"}

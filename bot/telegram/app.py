@@ -1,8 +1,8 @@
 """The Telegram front end's Application: python-telegram-bot v22, long polling or webhook.
 
-build_application() wires the handlers (handlers.py), the delivery (delivery.py) and the JSON chat
-state (state.py); run_bot() is `storybot telegram`; polling() and webhook() run the bot inside a running
-event loop for the tests and the load benchmark.
+build_application() wires the handlers (handlers.py), the delivery (delivery.py) and the chat state with
+its per-chat order (state.py: a JSON file, or Redis for replicas); run_bot() is `storybot telegram`;
+polling() and webhook() run the bot inside a running event loop for the tests and the load benchmark.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from telegram.error import InvalidToken, NetworkError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    CallbackContext,
     CallbackQueryHandler,
     CommandHandler,
     InlineQueryHandler,
@@ -31,13 +32,12 @@ from telegram.ext import (
 from bot import status
 from bot.config import Settings
 from bot.errors import ConfigError, StorybotError
-from bot.examples import example_questions
 from bot.feedback import FeedbackLog
 from bot.service import StorybotService
 from bot.telegram import handlers
 from bot.telegram.delivery import MessageRateLimiter
 from bot.telegram.inline import InlineCache
-from bot.telegram.state import STATE_FILE, JsonPersistence, retire_old_pickle
+from bot.telegram.state import ChatOrder, ChatStore, StateUnavailable, open_store, retire_old_pickle
 from bot.telegram.webhook import guard_webhook_logs, webhook_path, webhook_secret
 
 log = logging.getLogger(__name__)
@@ -46,61 +46,62 @@ NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and put 
 
 
 async def post_init(application: Application) -> None:
-    """Register the commands, work out the example questions once and start watching the corpus."""
+    """Register the commands and start watching the corpus (the examples are worked out at the first /start)."""
     await application.bot.set_my_commands(handlers.COMMANDS)
     service: StorybotService = application.bot_data["service"]
-    application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
-    if service.settings.corpus_check_seconds > 0:
-        # A plain task, not application.create_task: the Application would wait for it on stop.
-        application.bot_data["corpus_watcher"] = asyncio.create_task(watch_corpus(application, service))
+    seconds = service.settings.corpus_check_seconds
+    if seconds > 0 and application.job_queue is not None:
+        application.job_queue.run_repeating(check_corpus, interval=seconds, first=seconds, name="corpus watcher")
 
 
-async def post_stop(application: Application) -> None:
-    """Stop watching the corpus."""
-    watcher = application.bot_data.pop("corpus_watcher", None)
-    if watcher is not None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+async def check_corpus(context: CallbackContext) -> None:
+    """The corpus watcher's job: rebuild when corpus files changed, so answers never come from a stale index.
+
+    A corpus that cannot be built is a log line (the old index keeps answering); anything else goes to the
+    error handler, as every job's error does.
+    """
+    service: StorybotService = context.bot_data["service"]
+    try:
+        if await asyncio.to_thread(service.refresh_if_stale):
+            context.bot_data.pop("examples", None)  # worked out anew at the next /start
+            context.bot_data["inline_cache"].clear()  # answers may differ now
+    except StorybotError as error:
+        log.error("could not rebuild the index, still answering from the old one: %s", error)
 
 
-async def watch_corpus(application: Application, service: StorybotService) -> None:
-    """While the bot runs, rebuild when corpus files change, so answers never come from a stale index."""
-    while True:
-        await asyncio.sleep(service.settings.corpus_check_seconds)
-        try:
-            if await asyncio.to_thread(service.refresh_if_stale):
-                application.bot_data["examples"] = await asyncio.to_thread(example_questions, service)
-                application.bot_data["inline_cache"].clear()  # answers may differ now
-        except StorybotError as error:
-            log.error("could not rebuild the index, still answering from the old one: %s", error)
-        except Exception:  # a bug must not stop the watching, nor the bot
-            log.exception("unexpected error while checking the corpus; still answering from the old index")
+def build_application(
+    settings: Settings, service: StorybotService, flood_limits: bool = True, read_timeout: float | None = None
+) -> Application:
+    """The Application with every handler, the chat state (JSON file or Redis), per-chat order and pacing.
 
-
-def build_application(settings: Settings, service: StorybotService, flood_limits: bool = True) -> Application:
-    """The Application with every handler, JSON chat state under the data dir and Telegram's pacing.
-
-    `flood_limits=False` drops the pacing to Telegram's message limits (for measuring the bot alone).
+    `flood_limits=False` drops the pacing to Telegram's message limits (for measuring the bot alone);
+    `read_timeout` overrides PTB's 5 s wait for a Bot API answer (tests of a slow answer).
     """
     if settings.telegram_bot_token is None:
         raise ConfigError(NO_TOKEN)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     retire_old_pickle(settings.data_dir)
+    store = open_store(settings)
+    order = ChatOrder(store)  # other chats at once, each chat's updates one at a time
     builder = ApplicationBuilder()
     if flood_limits:
-        builder = builder.rate_limiter(MessageRateLimiter())  # type: ignore[arg-type]
+        pace = store.send_wait if store.shared else None  # replicas keep Telegram's limits together
+        builder = builder.rate_limiter(MessageRateLimiter(pace))  # type: ignore[arg-type]
+    if read_timeout is not None:
+        builder = builder.read_timeout(read_timeout)
+    persistence = store.persistence()
+    if persistence is not None:
+        builder = builder.persistence(persistence)
     application = (
         builder.token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_api_url.replace("/bot", "/file/bot"))
-        .persistence(JsonPersistence(settings.data_dir / STATE_FILE))
-        .concurrent_updates(True)
+        .concurrent_updates(order)
         .post_init(post_init)
-        .post_stop(post_stop)
-        .post_shutdown(post_stop)  # also when the updater failed to start (the Application never ran)
         .build()
     )
+    order.application = application
+    application.bot_data["store"] = store
     application.bot_data["service"] = service
     application.bot_data["feedback"] = FeedbackLog(settings.data_dir)
     application.bot_data["inline_cache"] = InlineCache()
@@ -116,8 +117,13 @@ def build_application(settings: Settings, service: StorybotService, flood_limits
     application.add_handler(MessageHandler(messages & filters.COMMAND, handlers.unknown_command))
     application.add_handler(MessageHandler(messages & private & filters.TEXT & ~filters.COMMAND, handlers.private_text))
     application.add_handler(MessageHandler(messages & groups & filters.TEXT & ~filters.COMMAND, handlers.group_text))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.chat_migrated))
     application.add_handler(MessageHandler(messages & private & ~filters.TEXT & ~filters.COMMAND, handlers.not_text))
-    application.add_handler(CallbackQueryHandler(handlers.button))
+    application.add_handler(CallbackQueryHandler(handlers.example_button, pattern=handlers.EXAMPLE_PATTERN))
+    application.add_handler(CallbackQueryHandler(handlers.answer_button, pattern=handlers.ANSWER_PATTERN))
+    application.add_handler(CallbackQueryHandler(handlers.turn_stories_page, pattern=handlers.PAGE_PATTERN))
+    application.add_handler(CallbackQueryHandler(handlers.story_button_pressed, pattern=handlers.STORY_PATTERN))
+    application.add_handler(CallbackQueryHandler(handlers.stale_button))  # whatever no pattern above took
     application.add_handler(InlineQueryHandler(handlers.inline_query))
     application.add_error_handler(handlers.error_handler)
     return application
@@ -165,8 +171,6 @@ async def _running(application: Application) -> AsyncIterator[None]:
         if application.updater.running:
             await application.updater.stop()
         await application.stop()
-        if application.post_stop:
-            await application.post_stop(application)
         await application.shutdown()
 
 
@@ -194,6 +198,16 @@ async def check_token(settings: Settings, attempts: int = 4) -> str:
     raise AssertionError("unreachable")
 
 
+async def check_store(store: ChatStore) -> None:
+    """Reach the chat state store before taking updates: one that cannot be reached is a ConfigError."""
+    try:
+        await store.start()
+    except StateUnavailable:
+        raise ConfigError(f"cannot reach {store.describe()} (STORYBOT_REDIS_URL); is Redis running?") from None
+    finally:
+        await store.close()
+
+
 def _safe_url(url: str) -> str:
     return html.escape(url.split("?")[0])
 
@@ -206,6 +220,7 @@ def run_bot(settings: Settings) -> None:
     if settings.telegram_bot_token is None:
         raise ConfigError(NO_TOKEN)
     username = asyncio.run(check_token(settings))
+    asyncio.run(check_store(open_store(settings)))  # before the model loads: a wrong URL fails fast
     service = StorybotService.load(settings)
     application = build_application(settings, service)
     url = settings.webhook_url

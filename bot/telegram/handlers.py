@@ -1,12 +1,14 @@
 """The Telegram handlers: one small async function per kind of update, in python-telegram-bot's style.
 
 Every answer comes from the StorybotService in bot_data (not persisted); chat_data and user_data hold
-plain data only (see state.py), so the JSON persistence can store them.
+plain data only (see state.py), so the JSON file or Redis can store them. The update processor
+(state.ChatOrder) loads a chat's state before its update and stores it after, one update of a chat at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -29,10 +31,11 @@ from bot.answering.answer import Answer
 from bot.answering.stories import Story
 from bot.config import Settings
 from bot.errors import UnknownStoryError
+from bot.examples import example_questions
 from bot.feedback import FeedbackLog
 from bot.indexing.index import DocumentInfo
 from bot.service import StorybotService
-from bot.telegram.delivery import edit_html, edit_markup, reply_text, send_html, with_retries
+from bot.telegram.delivery import edit_html, edit_markup, reply_text, send_action, send_html, with_retries
 from bot.telegram.format import TELEGRAM_MESSAGE_LIMIT, escape, render_answer, render_context, split_html
 from bot.telegram.inline import (
     INLINE_CACHE_SECONDS,
@@ -46,6 +49,9 @@ from bot.telegram.inline import (
     result_article,
 )
 from bot.telegram.state import (
+    QUEUE_SECONDS,
+    ChatStore,
+    StateUnavailable,
     choose_story,
     chosen_story,
     load_session,
@@ -53,7 +59,6 @@ from bot.telegram.state import (
     remember_answer,
     save_session,
     stored_answer,
-    take_turn,
 )
 from bot.telegram.stories import (
     CHOOSE,
@@ -103,6 +108,11 @@ def _settings(context: ContextTypes.DEFAULT_TYPE) -> Settings:
     return _service(context).settings
 
 
+def _store(context: ContextTypes.DEFAULT_TYPE) -> ChatStore:
+    store: ChatStore = context.bot_data["store"]
+    return store
+
+
 # -- who the message is for ---------------------------------------------------------------------------
 
 
@@ -117,8 +127,10 @@ async def allow_list_gate(update: object, context: ContextTypes.DEFAULT_TYPE) ->
         await _answer_inline(update.inline_query, [])
         raise ApplicationHandlerStop
     chat = update.effective_chat
-    if chat is not None and chat.id in allowed:
-        return
+    if chat is not None and (chat.id in allowed or (context.chat_data or {}).get("migrated_from") in allowed):
+        return  # a group that became a supergroup keeps its place through its moved state
+    if update.message and update.message.migrate_from_chat_id in allowed:
+        return  # the new supergroup's first message, which moves that state
     if update.callback_query:
         await update.callback_query.answer("This bot is not available in this chat.")
     elif update.effective_message and (
@@ -207,7 +219,13 @@ async def answer_question(
         await reply_text(message, problem)
         return
     if update.effective_user is not None and context.user_data is not None:
-        turn = take_turn(context.user_data, settings.rate_limit_per_minute, settings.rate_limit_burst)
+        turn = await _store(context).take_turn(
+            update.effective_user.id,
+            context.user_data,
+            settings.rate_limit_per_minute,
+            settings.rate_limit_burst,
+            QUEUE_SECONDS,
+        )
         if not turn.admitted:
             await reply_text(
                 message,
@@ -216,10 +234,10 @@ async def answer_question(
             )
             return
         if turn.wait > 0:  # over the rate but within the queue: this question waits for its turn
-            await with_retries(lambda: message.chat.send_action(ChatAction.TYPING))
+            await send_action(message, ChatAction.TYPING)
             await asyncio.sleep(turn.wait)
 
-    await with_retries(lambda: message.chat.send_action(ChatAction.TYPING))
+    await send_action(message, ChatAction.TYPING)
     chat_data = context.chat_data if context.chat_data is not None else {}
     scope = await _story_in_scope(message, chat_data, service, story)
     session = load_session(chat_data, settings.history_turns)
@@ -228,12 +246,14 @@ async def answer_question(
     if answer.stories:  # several stories fit about equally: ask back instead of guessing
         text, markup = which_story(answer.question, answer.stories)
         sent = await send_html(message, text, markup, quote=not from_button)
-        remember_answer(chat_data, sent[-1].message_id, {"question": answer.question})
+        if sent:
+            remember_answer(chat_data, sent[-1].message_id, {"question": answer.question})
         return
     short = render_answer(answer, scope.title if scope else None, with_question=from_button)
     wide = _context_html(service, answer)
     sent = await send_html(message, short, answer_markup(False, wide is not None), quote=not from_button)
-    remember_answer(chat_data, sent[-1].message_id, {"short": short, "wide": wide, "answer": answer.to_json()})
+    if sent:  # else it may not have arrived, and its buttons' message id is unknown
+        remember_answer(chat_data, sent[-1].message_id, {"short": short, "wide": wide, "answer": answer.to_json()})
 
 
 async def _story_in_scope(
@@ -271,12 +291,24 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         else:
             await open_story(update, context, context.args[0])
         return
-    examples: list[str] = context.bot_data.get("examples", [])
+    examples = await _examples(context)
     lines = ["👋 I answer questions about this news, quoting the article itself:", ""]
     lines += [_describe(info) for info in _service(context).documents]
     lines += ["", "Ask me anything about it, or tap an example:" if examples else "Ask me anything about it."]
     markup = InlineKeyboardMarkup([[InlineKeyboardButton(q, callback_data=f"ask:{i}")] for i, q in enumerate(examples)])
     await send_html(message, "\n".join(lines), markup if examples else None, quote=False)
+
+
+async def _examples(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
+    """The example questions, worked out at the first /start after a start or a rebuild (a few model runs).
+
+    Not at start: a replica takes updates sooner, and a bot nobody greets never pays for them.
+    """
+    examples: list[str] | None = context.bot_data.get("examples")
+    if examples is None:
+        examples = await asyncio.to_thread(example_questions, _service(context))
+        context.bot_data["examples"] = examples
+    return examples
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -435,7 +467,9 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return  # the user typed on; Telegram's client shows only the newest query's answer
     if context.user_data is not None:
         # No queue inline: the client gives up on an answer within seconds.
-        turn = take_turn(context.user_data, settings.rate_limit_per_minute, settings.rate_limit_burst, queue_seconds=0)
+        turn = await _store(context).take_turn(
+            query.from_user.id, context.user_data, settings.rate_limit_per_minute, settings.rate_limit_burst, 0
+        )
         if not turn.admitted:
             button = InlineQueryResultsButton(
                 text=f"⏳ Too many questions: try again in {turn.wait:.0f} s", start_parameter="help"
@@ -488,27 +522,39 @@ async def _answer_inline(
 # -- buttons ------------------------------------------------------------------------------------------
 
 
-async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Inline buttons: wider context / short form, votes, and the /start examples."""
+# Callback data of each kind of button, one CallbackQueryHandler per pattern (app.py).
+EXAMPLE_PATTERN = r"^ask:\d+$"  # a /start example: which button of the greeting's keyboard
+ANSWER_PATTERN = r"^(context|short|up|down)$"  # under an answer
+PAGE_PATTERN = rf"^{PAGE}:"  # ◀ ▶ under /story
+STORY_PATTERN = rf"^({CHOOSE}|{WHICH})[:#]"  # a story's button
+
+
+async def example_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A /start example: ask the question its label shows.
+
+    The label is read from the greeting's own keyboard, which Telegram sends with the press: the list of
+    examples is worked out anew when the corpus changes, so an index into it could ask something else.
+    """
+    query = update.callback_query
+    if query is None:
+        return
+    message = query.message if isinstance(query.message, Message) else None
+    keyboard = message.reply_markup.inline_keyboard if message and message.reply_markup else ()
+    label = next((b.text for row in keyboard for b in row if b.callback_data == query.data), None)
+    if label is None:
+        await query.answer("That example is too old; please type your question.", show_alert=True)
+        return
+    await query.answer()
+    await answer_question(update, context, label, from_button=True)
+
+
+async def answer_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Under an answer: wider context / short form, and the votes 👍 👎."""
     query = update.callback_query
     if query is None:
         return
     data = query.data or ""
     message = query.message if isinstance(query.message, Message) else None
-    if data.startswith("ask:"):
-        await query.answer()
-        examples: list[str] = context.bot_data.get("examples", [])
-        index = int(data[4:]) if data[4:].isdigit() else -1
-        if message is not None and 0 <= index < len(examples):
-            await answer_question(update, context, examples[index], from_button=True)
-        return
-    if data.startswith(f"{PAGE}:"):
-        await turn_stories_page(update, context, data[len(PAGE) + 1 :])
-        return
-    story_press = read_story_callback(data, _service(context).stories())
-    if story_press is not None:
-        await story_button_pressed(update, context, *story_press)
-        return
     record = stored_answer(context.chat_data, message.message_id) if message is not None else None
     if message is None or record is None or "short" not in record:
         await query.answer("That answer is too old for this button; please ask again.", show_alert=True)
@@ -522,29 +568,33 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             vote = record.get("votes", {}).get(user)
             await edit_html(message, text, answer_markup(record["expanded"], record["wide"] is not None, vote))
         return
-    if data in VOTES:
-        if record_vote(record, query.from_user.id, data):
-            chat = update.effective_chat
-            feedback: FeedbackLog = context.bot_data["feedback"]
-            await asyncio.to_thread(
-                feedback.record, record["answer"], data == "up", None, "telegram", chat.id if chat else None
-            )
-            await query.answer("Thanks for the feedback!")
-        else:
-            await query.answer(f"You already voted {VOTES[data]} on this answer.")
-        # The ✓ shows the presser's vote, also after someone else's vote moved it ("not modified" is fine).
-        markup = answer_markup(bool(record.get("expanded")), record["wide"] is not None, data)
-        await edit_markup(message, markup)
-        return
-    await query.answer()
+    if record_vote(record, query.from_user.id, data):
+        chat = update.effective_chat
+        feedback: FeedbackLog = context.bot_data["feedback"]
+        await asyncio.to_thread(
+            feedback.record, record["answer"], data == "up", None, "telegram", chat.id if chat else None
+        )
+        await query.answer("Thanks for the feedback!")
+    else:
+        await query.answer(f"You already voted {VOTES[data]} on this answer.")
+    # The ✓ shows the presser's vote, also after someone else's vote moved it ("not modified" is fine).
+    markup = answer_markup(bool(record.get("expanded")), record["wide"] is not None, data)
+    await edit_markup(message, markup)
 
 
-async def turn_stories_page(update: Update, context: ContextTypes.DEFAULT_TYPE, page: str) -> None:
+async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button this version no longer has (from an old message): say so rather than spin."""
+    if update.callback_query:
+        await update.callback_query.answer("This button no longer works; please ask again.", show_alert=True)
+
+
+async def turn_stories_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """◀ / ▶ under the /story list: show another page in place."""
     query = update.callback_query
     if query is None:
         return
     await query.answer()
+    page = (query.data or "")[len(PAGE) + 1 :]
     if not isinstance(query.message, Message) or not page.isdigit():
         return
     service = _service(context)
@@ -553,13 +603,16 @@ async def turn_stories_page(update: Update, context: ContextTypes.DEFAULT_TYPE, 
     await edit_html(query.message, text, markup)
 
 
-async def story_button_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, action: str, story: Story | None
-) -> None:
+async def story_button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A story's button: open it (/story, an unknown deep link) or ask the question in it (which story?)."""
     query = update.callback_query
     if query is None:
         return
+    press = read_story_callback(query.data or "", _service(context).stories())
+    if press is None:
+        await stale_button(update, context)
+        return
+    action, story = press
     if story is None:
         await query.answer("That story is no longer in the archive; /story lists the stories.", show_alert=True)
         return
@@ -580,13 +633,41 @@ async def story_button_pressed(
     await answer_question(update, context, question, from_button=True, story=story.key)
 
 
+# -- the chat itself changes ----------------------------------------------------------------------
+
+
+async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group became a supergroup (a new chat id): its conversation, story and buttons move with it."""
+    message = update.effective_message
+    if message is None:
+        return
+    old = await _store(context).migrate_chat(context.application, message)
+    new = message.migrate_to_chat_id or message.chat.id
+    allowed = _settings(context).allowed_chat_ids
+    if allowed is not None and old in allowed and new not in allowed and message.migrate_to_chat_id is not None:
+        log.warning(
+            "group %s is now supergroup %s: it is let in through its moved state; add %s to STORYBOT_ALLOWED_CHAT_IDS",
+            old,
+            new,
+            new,
+        )
+
+
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error first (so we see it even if replying fails), then tell the user."""
-    log.error("error while handling an update", exc_info=context.error)
-    if isinstance(update, Update) and update.effective_message:
+    sorry = "Sorry, something went wrong while answering that. Please try again in a moment."
+    if isinstance(context.error, StateUnavailable):  # the store said why, line by line, as it retried
+        log.error("an update was not handled: %s", context.error)
+        sorry = (
+            "Sorry, I can't reach my memory of this chat right now, so I didn't answer. Please ask again in a minute."
+        )
+    else:
+        log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.callback_query:
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer(sorry[:200], show_alert=True)
+    elif isinstance(update, Update) and update.effective_message:
         try:
-            await update.effective_message.reply_text(
-                "Sorry, something went wrong while answering that. Please try again in a moment."
-            )
+            await update.effective_message.reply_text(sorry)
         except TelegramError:
             log.warning("could not tell the user about the error", exc_info=True)
