@@ -19,6 +19,7 @@ from bot.answering.intake import (
     question_problem,
     reads_as_english,
 )
+from bot.answering.passage_reader import PassageReader, is_passage_reader
 from bot.answering.reader import CrossEncoderReader, Reader, reader_path
 from bot.answering.retrieval import Retriever
 from bot.answering.scorer import Scorer, contending_documents, score_candidates
@@ -166,7 +167,7 @@ class StorybotService:
         retriever = loaded.retriever
         retrieval = retriever.search(resolved.text, scope=scope)
         documents = retriever.index.documents
-        candidates = score_candidates(retrieval, self.reader, self.scorer, documents)
+        candidates = score_candidates(retrieval, self.reader, self.scorer, documents, retriever.index.metadata.chunks)
         # Several stories could answer it: ask which one is meant rather than guess. Only stories with a key
         # can be offered, since the choice comes back as a key.
         contending = contending_documents(retrieval.question, candidates, self.threshold)
@@ -188,8 +189,10 @@ class StorybotService:
             if lone_name:  # the name is emphasised where it stands, not a span nobody asked for
                 answer = replace(answer, shown=replace(answer.shown, highlight=None))
         if session is not None:
-            is_span = answer.answered and answer.text != answer.shown.sentence
-            session.remember(make_turn(resolved.text, answer.text, is_span, retrieval.question.unknown_entities))
+            # The reader's span is what "him" in the next question may stand for, whether it was shown alone
+            # or in bold inside its sentence.
+            likely = reader_span_text(answer)
+            session.remember(make_turn(resolved.text, likely, likely is not None, retrieval.question.unknown_entities))
         # The user is told what history filled in, the same way as spelling corrections.
         shown = replace(answer.shown, corrections={**resolved.read_as, **answer.shown.corrections})
         return replace(answer, question=question, shown=shown)
@@ -234,9 +237,22 @@ class StorybotService:
         return [(n, info.paragraphs[n][2]) for n in numbers if n in info.paragraphs]
 
 
+def reader_span_text(answer: Answer) -> str | None:
+    """The reader's likely answer of an answered question: the span shown alone, or the one in bold."""
+    if not answer.answered:
+        return None
+    sentence, highlight = answer.shown.sentence, answer.shown.highlight
+    if answer.text != sentence:
+        return answer.text
+    return sentence[highlight[0] : highlight[1]] if sentence is not None and highlight is not None else None
+
+
 @functools.cache
 def load_reader(model: str) -> Reader:
-    """The reader, loaded once per process (tests and benchmarks build many services)."""
+    """The reader, loaded once per process (tests and benchmarks build many services): a passage reader or a
+    sentence reader, as its folder's reader.json says."""
+    if is_passage_reader(reader_path(model)):
+        return PassageReader(model)
     return CrossEncoderReader(model)
 
 

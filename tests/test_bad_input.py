@@ -62,7 +62,7 @@ def test_invalid_utf8_on_stdin_does_not_end_the_batch(tmp_path: Path, cli) -> No
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(answers) == 5
-    assert answers[0]["answered"] and answers[-1]["answer"] == "French President Emmanuel Macron"
+    assert answers[0]["answered"] and answers[-1]["answered"] and "Emmanuel Macron" in answers[-1]["answer"]
 
 
 def test_missing_corpus_directory_is_one_line(tmp_path: Path, cli) -> None:

@@ -174,7 +174,7 @@ def test_ctrl_c_during_an_answer_cancels_it_and_keeps_the_conversation(tmp_path:
         out.wait_for(prompts(1), process)
         type_line("Who did Putin call later on Tuesday?")
         out.wait_for(prompts(2), process)
-        assert "Answer: French President Emmanuel Macron" in out.text
+        assert "Answer: " in out.text and "Emmanuel Macron" in " ".join(out.text.split("Answer: ", 1)[1].split())
         answered = len(out.text)
         type_line("What did he reiterate?")
         err.wait_for(lambda text: "holding the answer" in text, process)

@@ -197,7 +197,7 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_conversation_and_its_
 def test_the_follow_up_needs_the_conversation(seed_service) -> None:
     # So that the tests of a moved or shared conversation can fail: without its turns "he" is nobody.
     alone = seed_service.ask(FOLLOW_UP)
-    assert not alone.answered and "doesn't look like a question" in (alone.shown.reason or "")
+    assert not alone.answered and "Who do you mean by 'he'?" in (alone.shown.reason or "")
 
 
 # -- Redis itself ------------------------------------------------------------------------------------
