@@ -342,7 +342,8 @@ def candidate_rows(service: StorybotService, cases: Sequence[EvalCase]) -> Candi
     features, labels, ids, spans = [], [], [], []
     for number, case in enumerate(cases):
         retrieval = service.retriever.search(" ".join(case.question.split()))
-        pool, rows, read_spans = read_candidates(retrieval, service.reader, service.retriever.index.documents)
+        index = service.retriever.index
+        pool, rows, read_spans = read_candidates(retrieval, service.reader, index.documents, index.metadata.chunks)
         if not pool:
             continue
         features.append(rows)

