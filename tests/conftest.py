@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +21,11 @@ import pytest
 
 from bot import cli as cli_module
 from bot.config import Settings
+from bot.devtools.loopback_api import LoopbackBotAPI
 from bot.indexing.embedding import ProgressCallback, SentenceTransformerEmbedder, normalize
 from bot.service import StorybotService
 
-from .helpers import REDIS_MISSING, RedisServer, free_port
+from .helpers import REDIS_MISSING, TOKEN, RedisServer, free_port
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # scripts/test runs one worker per core: a worker that also spread each model pass over every core
@@ -249,3 +250,12 @@ def cli(
         return CliResult(code, out, err)
 
     return run
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[LoopbackBotAPI]:
+    """The loopback Bot API server a test's bot talks to over HTTP (Telegram's servers cannot be reached)."""
+    server = LoopbackBotAPI(TOKEN)
+    await server.start()
+    yield server
+    await server.stop()

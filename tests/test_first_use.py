@@ -9,14 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from bot.answering.intake import NOT_A_QUESTION, NOT_A_QUESTION_TO_ASK, NOT_ENGLISH
 from bot.console import CANCELLED, Style, run_chat
-from bot.devtools.loopback_api import LoopbackBotAPI
 from bot.service import StorybotService
 from bot.telegram.app import build_application, polling
 from bot.telegram.format import visible_text
@@ -75,14 +72,6 @@ def test_ask_says_it_reads_english_and_its_hints_fit_ask(tmp_path: Path, cli) ->
     )
     result = cli(["ask", "What did he say then?"], settings)
     assert NO_ONE_BEFORE in result.stdout
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[LoopbackBotAPI]:
-    server = LoopbackBotAPI(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_telegram_says_it_reads_english_and_who_he_is(tmp_path, api, seed_service) -> None:

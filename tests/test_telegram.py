@@ -28,14 +28,6 @@ from .conftest import FIXTURE_CORPUS, ROOT, FakeEmbedder, make_settings
 from .helpers import TOKEN, assert_telegram_html, bot_process_env
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[LoopbackBotAPI]:
-    server = LoopbackBotAPI(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
 def bot_settings(tmp_path: Path, api: LoopbackBotAPI, **overrides: object) -> Settings:
     return make_settings(tmp_path, telegram_bot_token=TOKEN, telegram_api_url=api.base_url, **overrides)
 

@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -33,14 +32,6 @@ from .helpers import TOKEN, free_port
 STORES = ["json", "redis"]
 # The conversation: the follow-up is answered only with the first question's turn behind it.
 FIRST, FOLLOW_UP, FOLLOWED = "Who did Putin call first?", "What did he tell him?", "negotiations with the United States"
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[LoopbackBotAPI]:
-    server = LoopbackBotAPI(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def bot_settings(

@@ -160,6 +160,7 @@ class Encoded:
     starts: Any
     ends: Any
     context: Any  # bool (batch, tokens): the passage's tokens, where a span may stand
+    offsets: list[list[tuple[int, int]]]  # each token's characters in its question or passage
 
 
 def encode_batch(tokenizer: Any, examples: Sequence[PassageExample], max_length: int) -> Encoded:
@@ -195,7 +196,7 @@ def encode_batch(tokenizer: Any, examples: Sequence[PassageExample], max_length:
                 first = last = 0  # cut off by truncation
         starts.append(first)
         ends.append(last)
-    return Encoded(dict(enc), torch.tensor(starts), torch.tensor(ends), torch.tensor(context))
+    return Encoded(dict(enc), torch.tensor(starts), torch.tensor(ends), torch.tensor(context), offsets)
 
 
 def edge_logits(encoder: Any, head: Any, batch: Encoded) -> tuple[Any, Any]:
@@ -233,23 +234,12 @@ def no_answer_margins(
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for first in range(0, len(examples), 32):
             chunk = list(examples[first : first + 32])
-            enc = tokenizer(
-                [e.question for e in chunk],
-                [e.passage for e in chunk],
-                truncation="only_second",
-                max_length=max_length,
-                padding=True,
-                return_offsets_mapping=True,
-                return_tensors="pt",
-            )
-            offsets = enc.pop("offset_mapping").tolist()
-            context = torch.tensor([[s == 1 for s in enc.sequence_ids(i)] for i in range(len(chunk))])
-            batch = Encoded(dict(enc), torch.zeros(0), torch.zeros(0), context)
+            batch = encode_batch(tokenizer, chunk, max_length)
             start, end = (x.numpy() for x in edge_logits(encoder, head, batch))
             for i, example in enumerate(chunk):
                 # The whole passage is where a span may stand, as one sentence is at answer time.
                 margin, span = sentence_span(
-                    start[i], end[i], np.asarray(offsets[i]), context[i].numpy(), (0, len(example.passage))
+                    start[i], end[i], np.asarray(batch.offsets[i]), batch.context[i].numpy(), (0, len(example.passage))
                 )
                 out.append((margin, example.passage[span.start : span.end] if span else ""))
     encoder.train()
