@@ -1,7 +1,8 @@
 """Compare storybot with baselines on the same question sets, in one run:
 
-- previous: storybot before the reader trained on all of SQuAD (commit PREVIOUS_COMMIT: the reader of
-  the 10-article sample, hand-written answer spans), run from a temporary git worktree;
+- previous: storybot before issue 24 (commit PREVIOUS_COMMIT: issue 17's sentence reader, its span always
+  shown alone), run from a temporary git worktree (runs 1-7 in docs/evaluation.md compared with 06c4d93,
+  the reader of the 10-article sample);
 - minilm: the plain nearest sentence by MiniLM cosine (always answers);
 - rules: storybot as it was before the trained reader (commit RULES_COMMIT, the hand-set rules and
   weights), with --systems ...,rules.
@@ -28,7 +29,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.answering.answer import Answer, Citation, Trace
+from bot.answering.answer import Answer, Citation, Shown, Trace
 from bot.config import Settings
 from bot.evaluation import (
     EvalResult,
@@ -42,7 +43,8 @@ from bot.service import StorybotService
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RULES_COMMIT = "f6764b1"  # the last storybot whose answers came from hand rules
-PREVIOUS_COMMIT = "06c4d93"  # the last storybot before the reader was trained on all of SQuAD (issue 17)
+# The storybot before issue 24: issue 17's sentence reader, its span shown alone at any probability.
+PREVIOUS_COMMIT = "ddebb47"
 DATA = ROOT / "tests" / "data"
 SYSTEMS = ("storybot", "previous", "minilm")
 
@@ -85,6 +87,7 @@ service = StorybotService.load(Settings(_env_file=None, corpus_dir=corpus, index
 for line in sys.stdin:
     a = service.ask(json.loads(line))
     print(json.dumps({"answered": a.answered, "candidate": a.trace.candidate, "text": a.text,
+                      "sentence": a.shown.sentence,
                       "confidence": a.trace.confidence, "citations": [c.text for c in a.citations]}), flush=True)
 """
 
@@ -119,7 +122,12 @@ def rules_results(
         data = json.loads(line)
         citations = [Citation(n, "", "", 0, 0, 0, text, 0.0) for n, text in enumerate(data["citations"], start=1)]
         answer = Answer(
-            case.question, data["answered"], data["text"], citations, trace=Trace(data["confidence"], data["candidate"])
+            case.question,
+            data["answered"],
+            data["text"],
+            citations,
+            shown=Shown(sentence=data.get("sentence")),
+            trace=Trace(data["confidence"], data["candidate"]),
         )
         results.append(EvalResult(case, answer))
     return results
