@@ -128,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = command(
         "eval",
         "score answers on a question set (our JSON Lines, or SQuAD 2.0 JSON)",
-        "Ask every question of FILE and report answer accuracy, hit@3, abstention, false refusals and the\n"
+        "Ask every question of FILE and report the answer shown right (the answer line holds a gold answer or\n"
+        "reaches word F1 0.5 with one), answer accuracy, hit@3, abstention, false refusals, span EM/F1, AUC and the\n"
         "accuracy/coverage curve over the answering threshold.",
     )
     evaluate.add_argument("file", type=Path, metavar="FILE", help=EVAL_FILE_HELP)

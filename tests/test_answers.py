@@ -110,7 +110,8 @@ def test_ask_one_question_plain_text(tmp_path: Path, cli) -> None:
 def test_eval_command_prints_the_table(tmp_path: Path, cli) -> None:
     result = cli(["eval", str(DEV_QUESTIONS)], make_settings(tmp_path))
     assert result.returncode == 0, result.stderr
-    for label in ("answer accuracy", "hit@3", "abstention", "false refusals", "coverage", "<- chosen"):
+    labels = ("answer shown right", "answer accuracy", "hit@3", "abstention", "false refusals", "span exact match")
+    for label in (*labels, "AUC", "short span alone", "coverage", "<- chosen"):
         assert label in result.stdout
 
 
