@@ -249,9 +249,9 @@ def fit_span_trust(
     sets: Sequence[TuneSet], chosen_rows: dict[int, int], confidence: dict[int, float], say: Say
 ) -> tuple[list[float], list[list[float]]]:
     """How likely the reader's span, shown alone, is right: a logistic regression over SPAN_TRUST_FEATURES
-    of every answered answerable tune question's chosen candidate (out of fold), right when the span reaches
-    word F1 0.5 with a gold answer or holds one, as `storybot eval` judges the answer line. Yes/no questions
-    are left out: they are always answered with their sentence. Returns [bias, weights...] and, for the
+    of every answered tune question's chosen candidate (out of fold), right when the span reaches word F1
+    0.5 with a gold answer or holds one, as `storybot eval` judges the answer line (an unanswerable
+    question answered is never right). Yes/no questions are left out: they always get their sentence. Returns [bias, weights...] and, for the
     model card, the out-of-fold share right above each trust level."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -263,11 +263,12 @@ def fit_span_trust(
     for g, row in sorted(chosen_rows.items()):
         case = cases[g]
         sentence, span = spans[row]
-        if not case.expect or span is None or question_kind(case.question) == "yesno":
+        if span is None or question_kind(case.question) == "yesno":
             continue
         text = sentence[span.start : span.end]
         rows.append(span_trust_features(span, text, confidence[g]))
-        targets.append(answer_line_right(text, case.expect))
+        # An answered question the article cannot answer shows a wrong short answer too.
+        targets.append(case.expect is not None and answer_line_right(text, case.expect))
     x, y = np.asarray(rows, dtype=np.float64), np.asarray(targets, dtype=bool)
     if len(set(targets)) < 2:
         say("  span trust: too few right and wrong spans to fit; spans never answer alone")
