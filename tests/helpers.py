@@ -105,7 +105,9 @@ def resign_manifest(build_dir: Path) -> None:
 
 
 def assert_floors(summary: Summary, floors: dict[str, float]) -> None:
-    """A held-out set's rates against its floors: right answers and right refusals, false refusals."""
+    """A held-out set's rates against its floors: right answers (the answer line as a user reads it, and its
+    sentence) and right refusals, false refusals."""
+    assert summary.answer_right >= floors["right"] * summary.answerable, summary
     assert summary.right >= floors["right"] * summary.answerable, summary
     assert summary.abstained >= floors["abstained"] * summary.unanswerable, summary
     assert summary.false_refusals <= floors["false_refusals"] * summary.answerable, summary

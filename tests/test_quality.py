@@ -26,7 +26,7 @@ NEAR_MISS = DATA / "near_miss" / "questions.jsonl"
 # bot.devtools.damage_reader`) fails each test: news 52 right, near misses 14 refused
 # (docs/development.md). The SQuAD floors are in test_quality_squad.py, so the two run on different workers.
 NEWS_FLOORS = {"right": 0.72, "abstained": 0.35, "false_refusals": 0.15}
-NEAR_MISS_FLOOR = 0.20
+NEAR_MISS_FLOOR = 0.15
 
 
 def _service(tmp_path: Path, corpus: Path, embedder: SentenceTransformerEmbedder) -> StorybotService:
