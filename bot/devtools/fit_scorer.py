@@ -251,8 +251,8 @@ def fit_span_trust(
     """How likely the reader's span, shown alone, is right: a logistic regression over SPAN_TRUST_FEATURES
     of every answered tune question's chosen candidate (out of fold), right when the span reaches word F1
     0.5 with a gold answer or holds one, as `storybot eval` judges the answer line (an unanswerable
-    question answered is never right). Yes/no questions are left out: they always get their sentence. Returns [bias, weights...] and, for the
-    model card, the out-of-fold share right above each trust level."""
+    question answered is never right). Yes/no questions are left out: they always get their sentence.
+    Returns [bias, weights...] and, for the model card, the out-of-fold share right above each trust level."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
