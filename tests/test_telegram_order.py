@@ -179,7 +179,7 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_conversation_and_its_
             # "he" is Putin, from the group's conversation; the new id is let in though only the old is listed.
             await api.send_text(f"/ask {FOLLOW_UP}", chat_id=supergroup, chat_type="supergroup")
             follow = (await api.wait_for("sendMessage", 1, chat_id=supergroup))[0].params["text"]
-    assert FOLLOWED in follow
+    assert FOLLOWED in visible_text(follow)  # as the user reads it: the question's words are in bold
     assert stored_chat(settings, group) == {}
     assert stored_chat(settings, supergroup)["migrated_from"] == group
     assert any(f"add {supergroup} to STORYBOT_ALLOWED_CHAT_IDS" in r.getMessage() for r in caplog.records)
