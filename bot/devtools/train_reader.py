@@ -724,8 +724,8 @@ def write_model_card(directory: Path, figures: str = "") -> Path:
             "## Scorer fitted with this reader (scorer.json)",
             f"Fitted on {', '.join(scorer['fitted_on'])} with 5-fold cross-validation by question: a conditional"
             f" logit that picks the candidate (C={scorer['selection_C']}), then a logistic regression that says how"
-            f" likely the pick is right. Threshold {scorer['threshold']}; the reader's span answers alone at span"
-            f" probability {scorer.get('span_threshold', 1.0)} or more (best mean answer F1 on the tune questions).",
+            f" likely the pick is right. Threshold {scorer['threshold']}; the reader's span answers alone where the"
+            " fitted span trust (span_trust in scorer.json) puts it right at least 90% of the time.",
             "",
             "| feature | selection weight | answering weight (standardised) |",
             "|---|---|---|",
