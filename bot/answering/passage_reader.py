@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from bot.answering.reader import CONFIG_FILE, WEIGHTS_FILE, Reading, Span, reader_path
+from bot.answering.reader import CONFIG_FILE, MAX_SPAN_TOKENS, WEIGHTS_FILE, Reading, Span, _softmax, reader_path
 from bot.config import BUNDLED_MODEL
 from bot.errors import ModelLoadError
 from bot.indexing.embedding import offline_if_local, resolve_model
 
 PASSAGE_KIND = "passage"  # reader.json's "kind" for this reader
-MAX_SPAN_TOKENS = 30
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 ENCODER_PREFIX = "bert."
 HEAD_PREFIX = "qa_head."
@@ -163,8 +162,3 @@ def sentence_span(
     null = float(start_logits[0] + end_logits[0])
     span = Span(int(offsets[first][0]) - low, int(offsets[last][1]) - low, float(start_p[first] * end_p[last]))
     return float(pair[first, last]) - null, span
-
-
-def _softmax(values: np.ndarray) -> np.ndarray:
-    e = np.exp(values - values.max())
-    return np.asarray(e / e.sum())
