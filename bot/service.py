@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError, IndexError_, ModelLoadError
 from bot.indexing.corpus import CorpusRules, story_keys
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
+from bot.terminal import printable
 from bot.indexing.index import (
     MANIFEST,
     BuildReport,
@@ -154,7 +155,9 @@ class StorybotService:
         """
         loaded = self._loaded  # one snapshot: a rebuild may swap in a new index meanwhile
         scope = frozenset({loaded.stories.get(story).doc}) if story is not None else None
-        question = " ".join(question.split())
+        # Escape sequences and control characters are no part of a question, whichever front end it came
+        # from: left in, their printable tails ("[31m") would be read, and quoted back, as words.
+        question = " ".join(printable(question).split())
         problem = self.check(question)
         if problem is not None:
             return Answer(question=question, answered=False, text=None, citations=[], shown=Shown(reason=problem))

@@ -82,6 +82,16 @@ def test_printable_leaves_no_control_characters(text: str) -> None:
     assert printable(shown) == shown
 
 
+def test_escape_sequences_are_no_part_of_the_question(service: StorybotService) -> None:
+    # A newcomer's colour code came back inside the refusal as a word ("31mRED"), on every front end.
+    asked = service.ask("What did \x1b[31mBiden\x1b[0m warn?")
+    assert asked.question == "What did Biden warn?"
+    assert asked.answered and asked.citations
+    refused = service.ask("\x1b[31mRED\x1b[0m zebra quantum?")
+    words = " ".join(filter(None, [refused.question, refused.text, refused.shown.reason]))
+    assert "\x1b" not in words and "31m" not in words and "[0m" not in words
+
+
 # -- the seven reproductions of issue 8 that concern input -------------------------------------------
 
 
