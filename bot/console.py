@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.answering.answer import Answer, Story
 from bot.answering.conversation import Session
-from bot.answering.intake import NOT_A_QUESTION, NOT_A_QUESTION_TO_ASK, question_problem
+from bot.answering.intake import NOT_A_QUESTION, NOT_A_QUESTION_TO_ASK, problem_before_loading
 from bot.answering.lexical import key_word_spans
 from bot.config import Settings
 from bot.errors import IndexDamagedError, UnknownStoryError
@@ -373,7 +373,7 @@ def answer_batch(
         if item is None:
             continue
         handled += 1
-        error = item.error or question_problem(item.question, settings.max_question_chars)
+        error = item.error or problem_before_loading(item.question, settings.max_question_chars)
         answer = None
         if error is None:
             loaded = service()

@@ -49,6 +49,8 @@ def test_ask_says_it_reads_english_and_its_hints_fit_ask(tmp_path: Path, cli) ->
     settings = make_settings(tmp_path)
     result = cli(["ask", "¿Qué advirtió Biden?"], settings)
     assert result.returncode == 2 and result.stdout.splitlines()[1] == NOT_ENGLISH
+    # Said at once: no model is loaded to tell a Spanish question from an English one.
+    assert "Loading the model" not in result.stdout + result.stderr
     lines = [
         "Qu'a dit Poutine ?",
         "\x89PNG\x1a\x00\x00\x00IHDR\x00\x00\x01\x00C 2\ufffd\ufffd",

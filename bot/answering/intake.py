@@ -61,6 +61,18 @@ def question_problem(question: str, max_chars: int) -> str | None:
     return question_too_long(question, max_chars)
 
 
+def problem_before_loading(question: str, max_chars: int) -> str | None:
+    """What can be said of the input without the model or the index: empty, too long, or a question
+    clearly not in English (so `storybot ask "Que dit Poutine ?"` answers at once, without loading the
+    model first). None does not mean it will be asked: the service's own check has the last word."""
+    problem = question_problem(question, max_chars)
+    # With no known words, looks_like_question can only say False where the articles would say True, so
+    # True here is what the service's check would find too, and the language is the next thing it asks.
+    if problem is None and looks_like_question(question, lambda _word: False) and not reads_as_english(question):
+        problem = NOT_ENGLISH
+    return problem
+
+
 def is_noise(char: str) -> bool:
     """A character no question is made of: a control, format or unassigned code point, a symbol, U+FFFD."""
     return unicodedata.category(char)[0] in "CS"
