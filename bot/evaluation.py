@@ -197,6 +197,23 @@ class EvalResult:
         return max((token_f1(text or "", e) for e in self.case.expect or ()), default=0.0)
 
     @property
+    def marked_span(self) -> str:
+        """The reader's span as a reader sees it picked out: the answer line when a span stands alone, else
+        the words in bold within the sentence ("" when refused or nothing is marked)."""
+        if not self.answer.answered:
+            return ""
+        if self.span_shown:
+            return self.answer.text or ""
+        sentence, mark = self.answer.shown.sentence, self.answer.shown.highlight
+        return sentence[mark[0] : mark[1]] if sentence and mark else ""
+
+    @property
+    def marked_span_f1(self) -> float:
+        """SQuAD's word F1 of the marked span with the best gold answer: the reader's own span F1, whether
+        the span is shown alone or in bold in its sentence."""
+        return max((token_f1(self.marked_span, e) for e in self.case.expect or ()), default=0.0)
+
+    @property
     def span_exact(self) -> bool:
         text = normalise_answer(self.answer.text or "") if self.answer.answered else None
         return text is not None and any(text == normalise_answer(e) for e in self.case.expect or ())
@@ -239,6 +256,7 @@ class Summary:
     spans_right: int  # ... and that span is right
     span_exact: int  # answerable: the answer line is a gold answer (SQuAD's exact match)
     span_f1: float  # answerable: the answer line's word F1 summed (SQuAD's F1 times the count)
+    marked_span_f1: float  # answerable: the marked span's word F1 summed (alone or in bold)
     auc: float  # how well confidence tells answerable from unanswerable questions (0.5: chance)
 
 
@@ -259,6 +277,7 @@ def summarise(results: Sequence[EvalResult]) -> Summary:
         spans_right=sum(r.answer_right for r in spans),
         span_exact=sum(r.span_exact for r in answerable),
         span_f1=sum(r.span_f1 for r in answerable),
+        marked_span_f1=sum(r.marked_span_f1 for r in answerable),
         auc=auc([r.answer.trace.confidence for r in answerable], [r.answer.trace.confidence for r in unanswerable]),
     )
 
@@ -283,6 +302,10 @@ def _exact_f1(s: Summary) -> str:
     return f"{100 * s.span_exact / s.answerable:.1f}% / {100 * s.span_f1 / s.answerable:.1f}%"
 
 
+def _marked_f1(s: Summary) -> str:
+    return f"{100 * s.marked_span_f1 / s.answerable:.1f}%" if s.answerable else "-"
+
+
 def _auc(s: Summary) -> str:
     return f"{s.auc:.3f}" if s.answerable and s.unanswerable else "-"
 
@@ -298,6 +321,7 @@ def format_report(name: str, results: Sequence[EvalResult], threshold: float) ->
         f"  {'abstention (unanswerable questions refused)':<56}{_share(s.abstained, s.unanswerable):>16}",
         f"  {'false refusals (answerable questions refused)':<56}{_share(s.false_refusals, s.answerable):>16}",
         f"  {'span exact match / F1 of the answer line':<56}{_exact_f1(s):>16}",
+        f"  {'span F1 of the marked span (alone, or bold in its sentence)':<56}{_marked_f1(s):>16}",
         f"  {'AUC of confidence (answerable vs unanswerable)':<56}{_auc(s):>16}",
         f"  {'answers shown as a short span alone':<56}{_share(s.spans_shown, s.answerable + s.unanswerable):>16}",
         f"  {'... of those, right':<56}{_share(s.spans_right, s.spans_shown):>16}",

@@ -28,7 +28,6 @@ from bot.config import Settings
 from bot.errors import CorpusError, IndexDamagedError, IndexError_, ModelLoadError
 from bot.indexing.corpus import CorpusRules, story_keys
 from bot.indexing.embedding import Embedder, ProgressCallback, SentenceTransformerEmbedder
-from bot.terminal import printable
 from bot.indexing.index import (
     MANIFEST,
     BuildReport,
@@ -41,6 +40,7 @@ from bot.indexing.index import (
     read_manifest,
     staleness,
 )
+from bot.terminal import printable
 
 log = logging.getLogger(__name__)
 

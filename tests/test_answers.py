@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.answering.answer import Answer, Shown
 from bot.answering.conversation import Session
-from bot.evaluation import load_jsonl, run_eval, summarise
+from bot.evaluation import EvalCase, EvalResult, load_jsonl, run_eval, summarise
 from bot.service import StorybotService
 
 from .conftest import DATA, DEV_QUESTIONS, SEED_ARTICLE, make_settings, read_jsonl
@@ -111,8 +112,23 @@ def test_eval_command_prints_the_table(tmp_path: Path, cli) -> None:
     result = cli(["eval", str(DEV_QUESTIONS)], make_settings(tmp_path))
     assert result.returncode == 0, result.stderr
     labels = ("answer shown right", "answer accuracy", "hit@3", "abstention", "false refusals", "span exact match")
-    for label in (*labels, "AUC", "short span alone", "coverage", "<- chosen"):
+    for label in (*labels, "AUC", "short span alone", "marked span", "coverage", "<- chosen"):
         assert label in result.stdout
+
+
+def test_the_marked_span_is_the_span_alone_or_the_bold_words_of_the_sentence() -> None:
+    sentence = "Putin reiterated the same demands in a phone call with French President Emmanuel Macron."
+    case = EvalCase("Who did Putin call?", ("Emmanuel Macron",))
+    start = sentence.index("Emmanuel")
+    bold = Answer(case.question, True, sentence, [], Shown(sentence=sentence, highlight=(start, start + 15)))
+    alone = Answer(case.question, True, "French President", [], Shown(sentence=sentence))
+    unmarked = Answer(case.question, True, sentence, [], Shown(sentence=sentence))
+    refused = Answer(case.question, False, None, [], Shown(sentence=sentence, highlight=(start, start + 15)))
+    figures = [
+        (EvalResult(case, a).marked_span, EvalResult(case, a).marked_span_f1) for a in (bold, alone, unmarked, refused)
+    ]
+    assert figures == [("Emmanuel Macron", 1.0), ("French President", 0.0), ("", 0.0), ("", 0.0)]
+    assert summarise([EvalResult(case, bold), EvalResult(case, alone)]).marked_span_f1 == 1.0
 
 
 def test_eval_rejects_a_malformed_file(tmp_path: Path, cli) -> None:

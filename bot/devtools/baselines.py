@@ -14,8 +14,9 @@
 "shown ok" is what a reader reads: the answer line holds a gold answer or reaches word F1 0.5 with one;
 "sentence" is the older figure, the answer's sentence holds one. Span F1 and exact match (SQuAD's word
 overlap of the answer line with the expected answers, a refused question scoring 0) are over the
-answerable questions; "spans" is the share of all questions answered with a short span alone, and
-"spans ok" how many of those are right.
+answerable questions; "mark F1" is the same F1 of the span the reader marks, alone or in bold in its
+sentence (the reader's own span F1, as SQuAD reports it); "spans" is the share of all questions answered
+with a short span alone, and "spans ok" how many of those are right.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def _row(system: str, results: Sequence[EvalResult]) -> str:
         f"  {system:<10}{pct(s.answer_right, s.answerable):>9}{pct(s.right, s.answerable):>10}"
         f"{pct(s.sentence_right, s.answerable):>10}{pct(s.hits, s.answerable):>8}"
         f"{pct(s.abstained, s.unanswerable):>12}{pct(s.false_refusals, s.answerable):>10}"
-        f"{pct(s.span_exact, s.answerable):>9}{pct(s.span_f1, s.answerable):>9}{auc_text:>7}"
+        f"{pct(s.span_exact, s.answerable):>9}{pct(s.span_f1, s.answerable):>9}"
+        f"{pct(s.marked_span_f1, s.answerable):>9}{auc_text:>7}"
         f"{pct(s.spans_shown, s.answerable + s.unanswerable):>8}{pct(s.spans_right, s.spans_shown):>11}"
     )
 
@@ -168,7 +170,7 @@ def compare(question_set: QuestionSet, settings: Settings, systems: Sequence[str
             rows.append(_row(system, results))
     header = (
         f"  {'system':<10}{'shown ok':>9}{'sentence':>10}{'best snt':>10}{'hit@3':>8}{'abstention':>12}"
-        f"{'false ref':>10}{'span EM':>9}{'span F1':>9}{'AUC':>7}{'spans':>8}{'spans ok':>11}"
+        f"{'false ref':>10}{'span EM':>9}{'span F1':>9}{'mark F1':>9}{'AUC':>7}{'spans':>8}{'spans ok':>11}"
     )
     return "\n".join([f"{question_set.name} ({len(question_set.cases)} questions)", header, *rows])
 
