@@ -249,6 +249,14 @@ def test_span_trust_is_fitted_on_the_chosen_candidates_answer_lines() -> None:
     scorer = Scorer((0.0,), (1.0,), (1.0,), (1.0, 0.0), 0.0, 0.5, span_trust=tuple(weights))
     assert scorer.span_trust_probability(right, "Emmanuel Macron", 0.8) >= SHORT_ANSWER_PRECISION
     assert scorer.span_trust_probability(wrong, "Putin", 0.8) < SHORT_ANSWER_PRECISION
+    # Spans that look alike, right two times in three: no trust level reaches 90% out of fold, so none is fitted.
+    alike = [(sentence, right)] * n
+    mixed = [
+        EvalCase(f"Who did Putin speak with {i}?", ("Emmanuel Macron",) if i % 3 else ("Niinisto",)) for i in range(n)
+    ]
+    tune = [("t", np.zeros((n, 1)), np.ones(n), np.arange(n), mixed, alike)]
+    weights, _ = fit_span_trust(tune, {g: g for g in range(n)}, dict.fromkeys(range(n), 0.99), lambda _: None)
+    assert weights == []
     # Without a fitted trust, no span is shown alone.
     untrusting = Scorer((0.0,), (1.0,), (1.0,), (1.0, 0.0), 0.0, 0.5)
     assert untrusting.span_trust_probability(right, "Emmanuel Macron", 0.99) == 0.0

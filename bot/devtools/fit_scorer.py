@@ -286,6 +286,11 @@ def fit_span_trust(
         f"  span trust: of {len(y)} answered spans ({y.mean():.0%} right), {at_floor[1]} would answer alone, "
         f"{at_floor[3]:.0%} of them right (out of fold)"
     )
+    if at_floor[3] < SHORT_ANSWER_PRECISION:
+        # The trust is not calibrated that high: spans it puts at 90% are right less often out of fold. A span
+        # alone must be right 90% of the time, so none answers alone until a reader earns it.
+        say(f"  span trust: under {SHORT_ANSWER_PRECISION:.0%} right out of fold; spans never answer alone")
+        return [], table
     return [round(float(model.intercept_[0]), 6), *(round(float(w), 6) for w in model.coef_[0])], table
 
 
