@@ -321,7 +321,7 @@ def format_report(name: str, results: Sequence[EvalResult], threshold: float) ->
         f"  {'abstention (unanswerable questions refused)':<56}{_share(s.abstained, s.unanswerable):>16}",
         f"  {'false refusals (answerable questions refused)':<56}{_share(s.false_refusals, s.answerable):>16}",
         f"  {'span exact match / F1 of the answer line':<56}{_exact_f1(s):>16}",
-        f"  {'span F1 of the marked span (alone, or bold in its sentence)':<56}{_marked_f1(s):>16}",
+        f"  {'span F1 of the marked span (alone, or bold)':<56}{_marked_f1(s):>16}",
         f"  {'AUC of confidence (answerable vs unanswerable)':<56}{_auc(s):>16}",
         f"  {'answers shown as a short span alone':<56}{_share(s.spans_shown, s.answerable + s.unanswerable):>16}",
         f"  {'... of those, right':<56}{_share(s.spans_right, s.spans_shown):>16}",
