@@ -26,7 +26,10 @@ NEAR_MISS = DATA / "near_miss" / "questions.jsonl"
 # bot.devtools.damage_reader`) fails each test: news 52 right, near misses 14 refused
 # (docs/development.md). The SQuAD floors are in test_quality_squad.py, so the two run on different workers.
 NEWS_FLOORS = {"right": 0.72, "abstained": 0.35, "false_refusals": 0.15}
-NEAR_MISS_FLOOR = 0.15
+# Issue 24's leg 1 refused 16 of the 80 near misses (under issue 17's 19) and the floor was lowered to
+# 0.15 for it; leg 2 refuses 23 (run 9), so the floor is back above where that regression fell. Leg 2's
+# reader damaged the same way fails both tests: news 57 right, near misses 5 refused.
+NEAR_MISS_FLOOR = 0.22
 
 
 def _service(tmp_path: Path, corpus: Path, embedder: SentenceTransformerEmbedder) -> StorybotService:
