@@ -14,9 +14,10 @@ from bot.answering.conversation import Session, make_turn, resolve
 from bot.answering.intake import (
     NOT_A_QUESTION,
     NOT_ENGLISH,
+    cleaned_question,
     looks_like_question,
     names_alone,
-    question_problem,
+    problem_before_loading,
     reads_as_english,
 )
 from bot.answering.passage_reader import PassageReader, is_passage_reader
@@ -40,7 +41,6 @@ from bot.indexing.index import (
     read_manifest,
     staleness,
 )
-from bot.terminal import printable
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,8 @@ class StorybotService:
 
     def check(self, question: str) -> str | None:
         """Why this input gets no answer at all (empty, too long, not a question, not English), or None."""
-        problem = question_problem(question, self.settings.max_question_chars)
+        question = cleaned_question(question)
+        problem = problem_before_loading(question, self.settings.max_question_chars)
         if problem is None and not looks_like_question(question, self.retriever.knows):
             problem = NOT_A_QUESTION
         if problem is None and not reads_as_english(question):
@@ -155,9 +156,7 @@ class StorybotService:
         """
         loaded = self._loaded  # one snapshot: a rebuild may swap in a new index meanwhile
         scope = frozenset({loaded.stories.get(story).doc}) if story is not None else None
-        # Escape sequences and control characters are no part of a question, whichever front end it came
-        # from: left in, their printable tails ("[31m") would be read, and quoted back, as words.
-        question = " ".join(printable(question).split())
+        question = cleaned_question(question)
         problem = self.check(question)
         if problem is not None:
             return Answer(question=question, answered=False, text=None, citations=[], shown=Shown(reason=problem))

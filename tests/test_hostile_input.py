@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot import cli
 from bot.answering import lexical
-from bot.answering.intake import question_too_long
+from bot.answering.intake import EMPTY, problem_before_loading, question_too_long
 from bot.answering.retrieval import RARE_WORD_LOOKUPS
 from bot.config import BUNDLED_MODEL
 from bot.console import Style, answer_batch, parse_batch_line, run_chat
@@ -91,6 +91,18 @@ def test_escape_sequences_are_no_part_of_the_question(service: StorybotService) 
     words = " ".join(filter(None, [refused.question, refused.text, refused.shown.reason]))
     assert "\x1b" not in words and "31m" not in words and "[0m" not in words
 
+
+
+def test_the_check_sees_the_question_the_answer_reads(service: StorybotService) -> None:
+    # `storybot ask` checks each line before asking it: the check must judge the cleaned text the answer
+    # reads, not the raw line (an escape-only line is empty, not "not a question").
+    colour_only = "\x1b[31m\x1b[0m  \x1b[2J"
+    assert service.check(colour_only) == EMPTY == problem_before_loading(colour_only, 500)
+    assert service.ask(colour_only).shown.reason == EMPTY
+    for raw in ["What did \x1b[31mBiden\x1b[0m warn?", "\x1b[5mQue dit\x1b[0m Poutine sur la France ?"]:
+        clean = printable(raw)
+        assert service.check(raw) == service.check(clean)
+        assert problem_before_loading(raw, 500) == problem_before_loading(clean, 500)
 
 # -- the seven reproductions of issue 8 that concern input -------------------------------------------
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.indexing.terms import STOPWORDS, is_english_word, normalize_word, words
+from bot.terminal import printable
 
 EMPTY = "The question is empty: please type a question about the story."
 NOT_A_QUESTION = "That doesn't look like a question about the story. Ask me about the story, or type 'help'."
@@ -46,6 +47,13 @@ MAX_DICTIONARY_WORD_SHARE = 2 / 3  # the English dictionary holds many French an
 MAX_ENGLISH_PROBABILITY = 0.02  # py3langid's probability that the text is English, over its 140 languages
 
 
+def cleaned_question(text: str) -> str:
+    """The question as read, whichever front end it came from: escape sequences and control characters
+    dropped (left in, their printable tails, "[31m", would be read and quoted back as words), and white
+    space runs made one space."""
+    return " ".join(printable(text).split())
+
+
 def question_too_long(question: str, max_chars: int) -> str | None:
     """The polite refusal every front end gives a question over STORYBOT_MAX_QUESTION_CHARS, or None."""
     length = len(question.strip())
@@ -65,6 +73,7 @@ def problem_before_loading(question: str, max_chars: int) -> str | None:
     """What can be said of the input without the model or the index: empty, too long, or a question
     clearly not in English (so `storybot ask "Que dit Poutine ?"` answers at once, without loading the
     model first). None does not mean it will be asked: the service's own check has the last word."""
+    question = cleaned_question(question)
     problem = question_problem(question, max_chars)
     # With no known words, looks_like_question can only say False where the articles would say True, so
     # True here is what the service's check would find too, and the language is the next thing it asks.
