@@ -92,7 +92,6 @@ def test_escape_sequences_are_no_part_of_the_question(service: StorybotService) 
     assert "\x1b" not in words and "31m" not in words and "[0m" not in words
 
 
-
 def test_the_check_sees_the_question_the_answer_reads(service: StorybotService) -> None:
     # `storybot ask` checks each line before asking it: the check must judge the cleaned text the answer
     # reads, not the raw line (an escape-only line is empty, not "not a question").
@@ -103,6 +102,7 @@ def test_the_check_sees_the_question_the_answer_reads(service: StorybotService) 
         clean = printable(raw)
         assert service.check(raw) == service.check(clean)
         assert problem_before_loading(raw, 500) == problem_before_loading(clean, 500)
+
 
 # -- the seven reproductions of issue 8 that concern input -------------------------------------------
 
