@@ -86,7 +86,7 @@ class StorybotService:
         if embedder is None:
             status.loading_model()  # the index is checked first, so a damaged one is reported before this wait
             embedder = SentenceTransformerEmbedder(settings.embedding_model)
-        reader = reader or load_reader(settings.reader_model)
+        reader = reader or load_reader(settings.reader_model, settings.reader_precision)
         scorer = load_scorer(settings.reader_model)
         if index is None:
             index = rebuild_index(settings, embedder).index
@@ -250,12 +250,12 @@ def reader_span_text(answer: Answer) -> str | None:
 
 
 @functools.cache
-def load_reader(model: str) -> Reader:
+def load_reader(model: str, precision: str = "auto") -> Reader:
     """The reader, loaded once per process (tests and benchmarks build many services): a passage reader or a
-    sentence reader, as its folder's reader.json says."""
+    sentence reader, as its folder's reader.json says (a sentence reader reads in int8, or fp32 when asked)."""
     if is_passage_reader(reader_path(model)):
-        return PassageReader(model)
-    return CrossEncoderReader(model)
+        return PassageReader(model, precision)
+    return CrossEncoderReader(model, quantize=precision != "fp32")
 
 
 def current_index(settings: Settings, model_name: str) -> tuple[StoredIndex | None, str | None]:

