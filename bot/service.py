@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from bot import status
 from bot.answering.answer import Answer, Shown, ask_which_story, compose_answer
-from bot.answering.conversation import Session, make_turn, resolve
+from bot.answering.conversation import Session, agreement, make_turn, resolve
 from bot.answering.intake import (
     NOT_A_QUESTION,
     NOT_ENGLISH,
@@ -160,7 +160,7 @@ class StorybotService:
         problem = self.check(question)
         if problem is not None:
             return Answer(question=question, answered=False, text=None, citations=[], shown=Shown(reason=problem))
-        resolved = resolve(question, session.last if session else None)
+        resolved = resolve(question, session.last if session else None, agreement(loaded.retriever.passages_mentioning))
         if resolved.text != question:
             log.debug("follow-up %r read as %r", question, resolved.text)
         ask_back = resolved.who_is_meant()

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.answering.conversation import Session, Turn, leans_on_previous, resolve
+from bot.answering.conversation import (
+    Session,
+    Turn,
+    agreement,
+    leans_on_previous,
+    pronoun_counts,
+    pronoun_of,
+    resolve,
+)
 from bot.service import StorybotService
 
 from .conftest import make_settings
@@ -138,3 +146,28 @@ def test_a_pronoun_that_stands_for_nobody_is_asked_about() -> None:
     assert resolve("What did he say about NATO?", None).who_is_meant() is None
     assert resolve("What did he warn?", None).who_is_meant() is None
     assert resolve("What did he say then?", Turn("What did Biden warn?", "Biden", None)).who_is_meant() is None
+
+
+def test_a_pronoun_stands_only_for_a_name_the_articles_refer_to_with_it(seed_service: StorybotService) -> None:
+    """ "she" is never the Putin the article calls "he": the articles' own pronouns after a name decide, each
+    counted for the nearest name before it; a name they never refer back to may be either."""
+    root = Path(__file__).parent
+    chess = (root / "data" / "fixture_corpus" / "chess-final.md").read_text(encoding="utf-8").split("\n\n")
+    counts = pronoun_counts(chess)
+    # "Haddad, who learned the game from her grandfather"; "'She calculated further than I did,' Antonov said"
+    # follows "after Haddad advanced a passed pawn", so it is Haddad's too.
+    assert pronoun_of("Sixteen-year-old Amira Haddad", counts) == "she"
+    assert pronoun_of("Lev Antonov", counts) is None
+    agrees = agreement(lambda name: [p for p in chess if name in p])
+    winner = Turn("Who won the chess final?", "Haddad", None)
+    assert resolve("Who taught her?", winner, agrees).read_as == {"her": "Haddad"}
+    assert resolve("What did he say?", winner, agrees).who_is_meant() == "Who do you mean by 'he'? Ask with a name."
+    # With the bundled article: Putin is "he" there, so "she" after a question about him is not Putin.
+    session = Session()
+    seed_service.ask("What did Putin say?", session)
+    assert session.last is not None and session.last.subject == "Putin"
+    answer = seed_service.ask("What did she say?", session)
+    assert answer.shown.corrections.get("she") != "Putin"
+    again = Session()
+    seed_service.ask("What did Putin say?", again)
+    assert seed_service.ask("What did he want?", again).shown.corrections.get("he") == "Putin"

@@ -3,17 +3,71 @@
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bot.answering.lexical import demonyms
 from bot.answering.retrieval import question_entities
-from bot.indexing.terms import content_words, is_figure, normalize_word, words
+from bot.indexing.terms import STOPWORDS, content_words, is_english_word, is_figure, normalize_word, words
 
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
 _OBJECT_PRONOUNS = re.compile(r"\b(him|her)\b(?!\s+(?:own|country|government|office|comments?|demands?)\b)", re.I)
 _POSSESSIVES = re.compile(r"\b(his|her)\b(?=\s+\w)", re.I)
 _PERSONAL_PRONOUNS = frozenset("he she him her his hers".split())
+# Which names a pronoun can stand for, by the pronouns the articles themselves use after each name.
+_PRONOUN_GENDER = {w: "he" for w in ("he", "him", "his", "himself")} | {
+    w: "she" for w in ("she", "her", "hers", "herself")
+}
+_TOKEN = re.compile(r"[A-Za-z][\w'’-]*")
+
+# Does `name` (as a turn remembers it) agree with `pronoun` ("she")? Built by the service from the articles.
+Agreement = Callable[[str, str], bool]
+
+
+def pronoun_counts(texts: Iterable[str]) -> dict[str, Counter[str]]:
+    """For each name (its normalised last word), how often the texts refer back to it as "he" and as "she".
+
+    A pronoun is counted for the nearest name before it in the same text ("Haddad advanced a pawn. 'She
+    calculated further,' Antonov said": "she" is Haddad's), which is how a reader resolves it most of the time;
+    over every passage that mentions a name, the count says which pronoun the article uses for that person.
+    """
+    counts: dict[str, Counter[str]] = {}
+    for text in texts:
+        last_name = None
+        for match in _TOKEN.finditer(text):
+            token = match.group(0)
+            lowered = token.lower()
+            gender = _PRONOUN_GENDER.get(lowered)
+            if gender is not None:
+                if last_name is not None:
+                    counts.setdefault(last_name, Counter())[gender] += 1
+                continue
+            normal = normalize_word(token)
+            if token[0].isupper() and normal and normal not in STOPWORDS and not is_english_word(normal):
+                last_name = normal
+    return counts
+
+
+def agreement(passages_mentioning: Callable[[str], Iterable[str]]) -> Agreement:
+    """An Agreement from the articles: a pronoun agrees with a name unless the passages that mention the name
+    refer back to it with the other pronoun ("she" is not Putin, whom the article calls "he")."""
+
+    def agrees(name: str, pronoun: str) -> bool:
+        used = pronoun_of(name, pronoun_counts(passages_mentioning(_short(name))))
+        return used is None or used == _PRONOUN_GENDER.get(pronoun, used)
+
+    return agrees
+
+
+def pronoun_of(name: str, counts: dict[str, Counter[str]]) -> str | None:
+    """ "he" or "she" when the articles refer to this name mostly so, else None (no evidence, or a tie)."""
+    found = counts.get(normalize_word(_short(name)))
+    if not found or found["he"] == found["she"]:
+        return None
+    return "he" if found["he"] > found["she"] else "she"
+
+
 _SWITCH = re.compile(r"^\s*(?:and|also|what about|how about|and what about|same for)\s+(.+?)\s*\??\s*$", re.I)
 
 
@@ -107,11 +161,12 @@ def _first_pronoun(question: str) -> str | None:
     return next((word.lower() for word in words(question) if word.lower() in _PERSONAL_PRONOUNS), None)
 
 
-def resolve(question: str, previous: Turn | None) -> Resolved:
+def resolve(question: str, previous: Turn | None, agrees: Agreement | None = None) -> Resolved:
     """Rewrite a follow-up so it stands alone, using the previous turn; a question that stands alone is kept.
 
     History only fills in a personal pronoun or an elliptical "And X?": carrying more of the last turn
-    steers unrelated questions back to it.
+    steers unrelated questions back to it. A pronoun stands only for a name it `agrees` with ("she" is not
+    the Putin the article calls "he"); with none, it is left unfilled and storybot asks who is meant.
     """
     if not leans_on_previous(question):
         return Resolved(question, {})
@@ -125,30 +180,33 @@ def resolve(question: str, previous: Turn | None) -> Resolved:
         # "What did Biden warn?" then "And the EU?" -> "What did the EU warn?"
         replaced = re.sub(rf"\b{re.escape(previous.subject)}\b", switch.group(1), previous.question, count=1)
         return Resolved(replaced, {question: replaced})
-    subjects = [n for n in (previous.subject, previous.answer_name) if is_referent(n)]
-    subject = subjects[0] if subjects else None
-    other = subjects[-1] if subjects else None
+    # The question's subject is what "he" most likely means; the last answer, what "him" and "his" mean.
+    subjects = [n for n in (previous.subject, previous.answer_name) if n is not None and is_referent(n)]
     text = question
     read_as: dict[str, str] = {}
     name_at = _first_name_at(question)
 
-    def fill(pattern: re.Pattern[str], name: str, text: str, written: str | None = None) -> str:
-        """Put `written` (the name itself unless given) for each pronoun; the user is told the name."""
+    def fill(pattern: re.Pattern[str], names: list[str], text: str, possessive: bool = False) -> str:
+        """Put the first of `names` the pronoun agrees with in its place; the user is told the name."""
 
         def replace(match: re.Match[str]) -> str:
-            read_as[match.group(0)] = name
-            return written or name
+            pronoun = match.group(0)
+            name = next((n for n in names if agrees is None or agrees(n, pronoun.lower())), None)
+            if name is None:
+                return pronoun
+            read_as[pronoun] = _short(name)
+            return _short(name) + ("'s" if possessive else "")
 
         return pattern.sub(replace, text)
 
-    if subject and (name_at is None or _SUBJECT_PRONOUNS.search(question[:name_at])):
+    if subjects and (name_at is None or _SUBJECT_PRONOUNS.search(question[:name_at])):
         # Only pronouns before the question's own first name lean on history ("Did he say Putin ...?").
         head = question[:name_at] if name_at is not None else question
-        text = fill(_SUBJECT_PRONOUNS, _short(subject), head) + (question[name_at:] if name_at is not None else "")
-    if other:
-        text = fill(_OBJECT_PRONOUNS, _short(other), text)
+        text = fill(_SUBJECT_PRONOUNS, subjects, head) + (question[name_at:] if name_at is not None else "")
+    if subjects:
+        text = fill(_OBJECT_PRONOUNS, subjects[::-1], text)
         if name_at is None:
-            text = fill(_POSSESSIVES, _short(other), text, written=_short(other) + "'s")
+            text = fill(_POSSESSIVES, subjects[::-1], text, possessive=True)
     return Resolved(text, read_as, unfilled=None if read_as else _first_pronoun(question))
 
 

@@ -24,6 +24,7 @@ SENTENCE_CANDIDATES = 40  # sentences scored in full: the closest by cosine ...
 CHUNK_CANDIDATES = 12  # ... and every sentence of the best fused chunks
 LEXICAL_WEIGHT = 0.6  # how much IDF-weighted word overlap adds to a sentence's cosine score
 CHUNK_WEIGHT = 0.25  # how much the surrounding chunk's cosine and BM25 rank add
+MENTION_DOCUMENTS = 20  # articles read to learn which pronoun the articles use for a name
 RARE_WORD_LOOKUPS = 8  # words of one question checked against the model's vocabulary as possible names
 
 _QUESTION_KINDS = (
@@ -240,6 +241,16 @@ class Retriever:
             unrelated=unrelated,
             scoped=scope is not None,
         )
+
+    def passages_mentioning(self, name: str, max_documents: int = MENTION_DOCUMENTS) -> list[str]:
+        """The text of every passage of the articles that mention a name (the first `max_documents` of them
+        by name, so a name common across a large archive costs a bounded lookup)."""
+        phrase = tuple(self.lexical.correct(normalize_word(w)) for w in name.split())
+        documents = sorted(self.lexical.documents_mentioning(phrase))[:max_documents]
+        if not documents:
+            return []
+        chunk_ids, _ = self.index.metadata.passage_ids(documents)
+        return [chunk.text for chunk in self.index.metadata.chunks(chunk_ids).values()]
 
     def knows(self, word: str) -> bool:
         """Whether the articles use a word that carries meaning, in some form or with a typo ("macronn")."""
