@@ -148,6 +148,17 @@ def test_a_pronoun_that_stands_for_nobody_is_asked_about() -> None:
     assert resolve("What did he say then?", Turn("What did Biden warn?", "Biden", None)).who_is_meant() is None
 
 
+def test_a_pronoun_never_stands_for_a_name_the_question_itself_holds() -> None:
+    """ "What did he tell Niinisto?" after a question about Niinisto asks about someone else (a newcomer saw
+    "reading 'he' as 'Niinisto'"); "him" in "What did Niinisto tell him?" is not Niinisto either."""
+    about_niinisto = Turn("Who is Sauli Niinisto?", "Sauli Niinisto", "Finnish President Sauli Niinisto")
+    assert resolve("What did he tell Niinisto?", about_niinisto).read_as == {}
+    assert resolve("What did Niinisto tell him?", about_niinisto).read_as == {}
+    call = Turn("Who did Putin call?", "Putin", "President Sauli Niinisto")
+    assert resolve("What did he tell Niinisto?", call).read_as == {"he": "Putin"}
+    assert resolve("What did Niinisto tell him?", call).read_as == {"him": "Putin"}
+
+
 def test_a_pronoun_stands_only_for_a_name_the_articles_refer_to_with_it(seed_service: StorybotService) -> None:
     """ "she" is never the Putin the article calls "he": the articles' own pronouns after a name decide, each
     counted for the nearest name before it; a name they never refer back to may be either."""

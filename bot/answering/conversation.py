@@ -180,8 +180,14 @@ def resolve(question: str, previous: Turn | None, agrees: Agreement | None = Non
         # "What did Biden warn?" then "And the EU?" -> "What did the EU warn?"
         replaced = re.sub(rf"\b{re.escape(previous.subject)}\b", switch.group(1), previous.question, count=1)
         return Resolved(replaced, {question: replaced})
-    # The question's subject is what "he" most likely means; the last answer, what "him" and "his" mean.
-    subjects = [n for n in (previous.subject, previous.answer_name) if n is not None and is_referent(n)]
+    # The question's subject is what "he" most likely means; the last answer, what "him" and "his" mean. A
+    # name the question itself holds is neither: "What did he tell Niinisto?" asks about someone else.
+    written = {normalize_word(w) for w in words(question)}
+    subjects = [
+        n
+        for n in (previous.subject, previous.answer_name)
+        if n is not None and is_referent(n) and normalize_word(_short(n)) not in written
+    ]
     text = question
     read_as: dict[str, str] = {}
     name_at = _first_name_at(question)
