@@ -484,7 +484,12 @@ def _plain_read_line(prompt: str) -> str:
     line = sys.stdin.readline()
     if not line:
         raise EOFError
-    return line.rstrip("\n")
+    line = line.rstrip("\n")
+    if not sys.stdin.isatty():
+        # Piped questions are not shown by a terminal: echo each one, so the transcript reads "? question"
+        # then its answer instead of answers printed on the prompt line.
+        print(line, flush=True)
+    return line
 
 
 def _width(stream: object) -> int:

@@ -171,6 +171,13 @@ def test_ctrl_c_at_the_console_prompt_exits_130(tmp_path, cli) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_piped_questions_are_echoed_after_the_prompt(tmp_path, cli) -> None:
+    # A terminal shows what is typed; piped lines are not shown, so answers stood on the prompt line.
+    result = cli(["chat"], make_settings(tmp_path), stdin="What did Biden warn?\nexit\n")
+    assert result.returncode == 0
+    assert "\n? What did Biden warn?\nAnswer: " in result.stdout
+
+
 def test_install_says_its_slow_steps_may_take_a_minute() -> None:
     # torch and the project install were silent for about 40 s each.
     script = (ROOT / "scripts" / "install").read_text().splitlines()

@@ -171,7 +171,8 @@ def test_ctrl_c_during_an_answer_cancels_it_and_keeps_the_conversation(tmp_path:
         err.wait_for(lambda text: "holding the answer" in text, process)
         process.send_signal(signal.SIGINT)
         out.wait_for(prompts(3), process)
-        assert out.text[answered:].strip() == f"{CANCELLED}\n\n?"  # that answer, and only it, was dropped
+        # The piped question is echoed after the prompt; that answer, and only it, was dropped.
+        assert out.text[answered:].strip() == f"What did he reiterate?\n{CANCELLED}\n\n?"
         # The chat goes on, and still knows who "he" is: the cancelled turn left nothing behind.
         type_line("What did he reiterate?")
         out.wait_for(prompts(4), process)
