@@ -52,6 +52,24 @@ def test_questions_the_article_cannot_answer_are_refused(seed_service: StorybotS
     assert answer.to_json()["answer"] is None
 
 
+@pytest.mark.parametrize("question", ["Waht did Bidne warn?", "whta did biden warn", "What did Bdien warn?"])
+def test_two_letters_swapped_are_read_as_meant(seed_service: StorybotService, question: str) -> None:
+    """The commonest typo: a newcomer's "Waht did Bidne warn?" was refused as naming "Waht" and "Bidne"."""
+    analysis = seed_service.retriever.analyse(question)
+    assert analysis.unknown_entities == () and analysis.kind == "what"
+    answer = seed_service.ask(question)
+    assert answer.answered and "sanctions like he's never" in (answer.shown.sentence or "")
+    # The user is told how the question was read.
+    assert set(answer.shown.corrections.values()) & {"what", "biden"}
+
+
+def test_a_name_the_articles_lack_is_not_read_as_a_word_with_two_letters_swapped(
+    seed_service: StorybotService,
+) -> None:
+    # "Oman" is "moan" swapped: inside a question it is a name, and the article does not mention it.
+    assert seed_service.retriever.analyse("What did Putin say about Oman?").unknown_entities == ("Oman",)
+
+
 def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path, cli) -> None:
     settings = make_settings(tmp_path)
     questions = [c["q"] for c in read_jsonl(DEV_QUESTIONS)]

@@ -14,7 +14,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.indexing.metadata import MetadataStore
-from bot.indexing.terms import STOPWORDS, WORD, is_english_word, is_figure, normalize_word, stem
+from bot.indexing.terms import STOPWORDS, WORD, is_english_word, is_figure, normalize_word, stem, transpositions
 
 
 def key_word_spans(text: str, key_terms: Iterable[str]) -> list[tuple[int, int]]:
@@ -150,6 +150,10 @@ class LexicalIndex:
             return word
         if stem(word) in self.vocabulary.stems:
             return word
+        # Two letters swapped ("bidne") is the commonest typo, and a ratio of 80 for a five-letter word.
+        swapped = sorted(w for w in transpositions(word) if w in self.vocabulary.words)
+        if len(swapped) == 1:
+            return swapped[0]
         match = process.extractOne(word, self._vocabulary_list, scorer=fuzz.ratio, score_cutoff=85)
         if match is None:
             return word

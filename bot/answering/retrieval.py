@@ -15,7 +15,16 @@ from bot.indexing.embedding import Embedder
 from bot.indexing.index import StoredIndex
 from bot.indexing.metadata import MetadataStore, SentenceRow
 from bot.indexing.store import VectorStore
-from bot.indexing.terms import STOPWORDS, content_words, is_english_word, is_figure, normalize_word, stem, words
+from bot.indexing.terms import (
+    STOPWORDS,
+    content_words,
+    is_english_word,
+    is_figure,
+    normalize_word,
+    stem,
+    transpositions,
+    words,
+)
 
 RRF_K = 10  # small corpora: a low constant lets the top ranks of each list count for more
 DENSE_CANDIDATES = 50  # chunks FAISS returns for the dense ranking
@@ -68,6 +77,9 @@ _HEADER_ROLES = (
         re.compile(r"\bheadline\b|\btitle\b(?!\s+of\s+(?!(?:the|this)\s+(?:article|story|piece|report)\b))", re.I),
     ),
 )
+
+
+_WORD = re.compile(r"(?<![\w'’])[A-Za-z]{3,}(?![\w'’])")  # whole words: not the "wasn" of "wasn't"
 
 
 def header_role(question: str) -> str | None:
@@ -185,7 +197,7 @@ class Retriever:
         With a `scope` (the articles of one story), the question is read as if they were the whole corpus:
         a name only other stories mention is unknown to it.
         """
-        corrections: dict[str, str] = {}
+        question, corrections = self._common_words_fixed(question)
         terms = []
         for word in content_words(question):
             corrected = self.lexical.correct(word)
@@ -241,6 +253,30 @@ class Retriever:
             unrelated=unrelated,
             scoped=scope is not None,
         )
+
+    def _common_words_fixed(self, question: str) -> tuple[str, dict[str, str]]:
+        """The question with two letters of a small common word swapped back ("Waht did ..." -> "What did ...")
+        and what was changed. Left as typed, such a word reads as a name the articles never mention, and the
+        question is refused for it ("The article doesn't mention Waht")."""
+        fixed: dict[str, str] = {}
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            lowered = word.lower()
+            if lowered in STOPWORDS or is_english_word(lowered) or self.vocabulary.form(lowered) is not None:
+                return word
+            # Only the question's own small words ("what", "where", "does"): the English dictionary holds rare
+            # words a swap reaches by chance ("lowest" -> "lowset", "waht" -> the dialect "wath"), and a name the
+            # articles lack ("Oman") must stay a name, not become "moan". Content words are the corpus's to
+            # correct (LexicalIndex.correct).
+            common = {w for w in transpositions(lowered) if w in STOPWORDS}
+            if len(common) != 1:  # none, or "hwo": "who" or "how"
+                return word
+            (right,) = common
+            fixed[lowered] = right
+            return right.capitalize() if word[0].isupper() else right
+
+        return _WORD.sub(fix, question), fixed
 
     def passages_mentioning(self, name: str, max_documents: int = MENTION_DOCUMENTS) -> list[str]:
         """The text of every passage of the articles that mention a name (the first `max_documents` of them

@@ -194,6 +194,11 @@ def normalize_word(word: str) -> str:
     return word.replace(".", "").replace("'", "")
 
 
+def transpositions(word: str) -> set[str]:
+    """Every spelling of a word with two neighbouring letters swapped: the commonest typo ("waht", "bidne")."""
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1) if word[i] != word[i + 1]}
+
+
 def content_words(text: str) -> list[str]:
     """Normalized words that carry meaning (stop words dropped), in order."""
     result = []
