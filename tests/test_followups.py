@@ -10,6 +10,7 @@ from bot.answering.conversation import (
     Turn,
     agreement,
     leans_on_previous,
+    make_turn,
     pronoun_counts,
     pronoun_of,
     resolve,
@@ -154,6 +155,10 @@ def test_a_pronoun_never_stands_for_a_name_the_question_itself_holds() -> None:
     about_niinisto = Turn("Who is Sauli Niinisto?", "Sauli Niinisto", "Finnish President Sauli Niinisto")
     assert resolve("What did he tell Niinisto?", about_niinisto).read_as == {}
     assert resolve("What did Niinisto tell him?", about_niinisto).read_as == {}
+    # Nor for a title without a name: the reader's span for "Who is Sauli Niinisto?" is "Finnish President".
+    described = make_turn("Who is Sauli Niinisto?", "Finnish President", True)
+    assert described.answer_name is None
+    assert resolve("What did he tell Niinisto?", described).read_as == {}
     call = Turn("Who did Putin call?", "Putin", "President Sauli Niinisto")
     assert resolve("What did he tell Niinisto?", call).read_as == {"he": "Putin"}
     assert resolve("What did Niinisto tell him?", call).read_as == {"him": "Putin"}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from bot.answering.lexical import demonyms
 from bot.answering.retrieval import question_entities
-from bot.indexing.terms import STOPWORDS, content_words, is_english_word, is_figure, normalize_word, words
+from bot.indexing.terms import STOPWORDS, TITLES, content_words, is_english_word, is_figure, normalize_word, words
 
 _SUBJECT_PRONOUNS = re.compile(r"\b(he|she)\b", re.I)
 _OBJECT_PRONOUNS = re.compile(r"\b(him|her)\b(?!\s+(?:own|country|government|office|comments?|demands?)\b)", re.I)
@@ -140,10 +140,14 @@ def _first_name_at(question: str) -> int | None:
 
 
 def is_referent(name: str | None) -> bool:
-    """Can a pronoun stand for this name? A person or thing can; a people's adjective ("Finnish") cannot."""
+    """Can a pronoun stand for this name? A person or thing can; a people's adjective ("Finnish") cannot, nor
+    a title without a name ("Finnish President", the answer to "Who is Sauli Niinisto?")."""
     if not name:
         return False
-    return normalize_word(name.split()[-1]) not in demonyms()
+    normal = [normalize_word(w) for w in name.split()]
+    if normal[-1] in demonyms():
+        return False
+    return not all(w in TITLES or w in demonyms() for w in normal)
 
 
 def _short(name: str) -> str:
