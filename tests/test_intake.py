@@ -40,6 +40,7 @@ def known(word: str) -> bool:
         "clear?",  # asked, so read as a question (the articles decide what it gets)
         "Biden warning",  # two words: a question without its question word
         "And Macron?",
+        "Who did Putin thank?",  # a courtesy word inside a question does not make it talk
         "What did he say then?",
         "😀😀😀 what did biden warn 😀",  # some symbols around real words
         "How many troops: 100,000 or 175,000?",  # figures and punctuation are not noise
@@ -56,6 +57,9 @@ def test_questions(text: str) -> None:
     "text",
     [
         "clear",  # one word the articles never use, not asked
+        "hello there",  # greetings and courtesies are talk to the bot, not questions about the story
+        "Thanks, that's great!",
+        "good morning",
         "sources!",
         "the",  # a stop word is not a word "the articles use"
         "?",

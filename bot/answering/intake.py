@@ -32,6 +32,12 @@ QUESTION_OPENERS = frozenset(
     """who whom whose what which when where why how is are was were am do does did has have had will would
     can could should shall may might must""".split()
 )
+# Greetings and courtesies: a line made of these and small words is talk to the bot, not a question about
+# the story ("hello there" was answered with a quote).
+SMALL_TALK = frozenset(
+    """hello hi hey hiya howdy greetings thanks thank thx cheers bye goodbye morning afternoon evening night
+    please ok okay yes yeah yep sure cool good great nice fine awesome welcome lol""".split()
+)
 QUESTION_MARKS = ("?", "\uff1f", "\u061f")  # ASCII, full-width, Arabic
 MAX_NOISE_SHARE = 1 / 3
 
@@ -99,6 +105,9 @@ def looks_like_question(question: str, known_word: Callable[[str], bool]) -> boo
         return False
     found = real_words(question)
     if not found:
+        return False
+    said = [normalize_word(word) for word in found]
+    if any(word in SMALL_TALK for word in said) and all(word in SMALL_TALK or word in STOPWORDS for word in said):
         return False
     if question.rstrip(" \"'\u201d\u2019)]").endswith(QUESTION_MARKS) or len(found) >= 2:
         return True
