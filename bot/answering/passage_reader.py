@@ -14,12 +14,12 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from bot.answering.reader import CONFIG_FILE, MAX_SPAN_TOKENS, WEIGHTS_FILE, Reading, Span, _softmax, reader_path
-from bot.config import BUNDLED_MODEL
+from bot.config import BUNDLED_MODEL, ReaderPrecision
 from bot.errors import ModelLoadError
 from bot.indexing.embedding import offline_if_local, resolve_model
 
@@ -27,7 +27,7 @@ PASSAGE_KIND = "passage"  # reader.json's "kind" for this reader
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 ENCODER_PREFIX = "bert."
 HEAD_PREFIX = "qa_head."
-PRECISIONS = ("auto", "bf16", "int8", "fp32")
+PRECISIONS: tuple[str, ...] = get_args(ReaderPrecision)
 
 
 def is_passage_reader(path: Path) -> bool:

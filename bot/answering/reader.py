@@ -60,6 +60,7 @@ class Reader(Protocol):
 
     name: str
     context: str  # "title": each body sentence is read after its article's title (as the reader was trained)
+    precision: str  # how it computes: "bf16", "int8" or "fp32"
 
     def read(self, question: str, texts: Sequence[str], sentences: Sequence[tuple[int, int]]) -> Reading:
         """Read each text with the question; texts[i][start:end] for sentences[i] = (start, end) is the

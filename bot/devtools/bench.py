@@ -117,7 +117,7 @@ def run_bench(settings: Settings, questions_path: Path | None, rounds: int, tele
     load_started = time.perf_counter()
     service = StorybotService.load(settings)
     print(f"in-process load (model + index): {time.perf_counter() - load_started:.2f}s")
-    print(f"reader: {service.reader.name}, read in {getattr(service.reader, 'precision', '?')}")
+    print(f"reader: {service.reader.name}, read in {service.reader.precision}")
     print(index_check_cost(service))
 
     # Warm latency: answers and bare question encodings interleaved, so both see the same machine.
