@@ -17,6 +17,7 @@ from bot.indexing.metadata import MetadataStore, SentenceRow
 from bot.indexing.store import VectorStore
 from bot.indexing.terms import (
     STOPWORDS,
+    WORD,
     content_words,
     is_english_word,
     is_figure,
@@ -77,9 +78,6 @@ _HEADER_ROLES = (
         re.compile(r"\bheadline\b|\btitle\b(?!\s+of\s+(?!(?:the|this)\s+(?:article|story|piece|report)\b))", re.I),
     ),
 )
-
-
-_WORD = re.compile(r"(?<![\w'’])[A-Za-z]{3,}(?![\w'’])")  # whole words: not the "wasn" of "wasn't"
 
 
 def header_role(question: str) -> str | None:
@@ -263,6 +261,9 @@ class Retriever:
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lowered = word.lower()
+            # Whole words of three letters or more: not "fo" (nor the "wasn" of "wasn't", one token here).
+            if len(word) < 3 or not word.isalpha():
+                return word
             if lowered in STOPWORDS or is_english_word(lowered) or self.vocabulary.form(lowered) is not None:
                 return word
             # Only the question's own small words ("what", "where", "does"): the English dictionary holds rare
@@ -276,7 +277,7 @@ class Retriever:
             fixed[lowered] = right
             return right.capitalize() if word[0].isupper() else right
 
-        return _WORD.sub(fix, question), fixed
+        return WORD.sub(fix, question), fixed
 
     def passages_mentioning(self, name: str, max_documents: int = MENTION_DOCUMENTS) -> list[str]:
         """The text of every passage of the articles that mention a name (the first `max_documents` of them
