@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -53,8 +54,14 @@ def agreement(passages_mentioning: Callable[[str], Iterable[str]]) -> Agreement:
     """An Agreement from the articles: a pronoun agrees with a name unless the passages that mention the name
     refer back to it with the other pronoun ("she" is not Putin, whom the article calls "he")."""
 
+    # One question may weigh the same name for several pronouns ("What did he tell him?"): its passages are
+    # read once.
+    @functools.cache
+    def used_for(short: str) -> str | None:
+        return pronoun_of(short, pronoun_counts(passages_mentioning(short)))
+
     def agrees(name: str, pronoun: str) -> bool:
-        used = pronoun_of(name, pronoun_counts(passages_mentioning(_short(name))))
+        used = used_for(_short(name))
         return used is None or used == _PRONOUN_GENDER.get(pronoun, used)
 
     return agrees
