@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.answering.answer import Answer, Shown
+from bot.answering.answer import Answer, Shown, refusal_reason
 from bot.answering.conversation import Session
 from bot.evaluation import EvalCase, EvalResult, load_jsonl, run_eval, summarise
 from bot.service import StorybotService
@@ -50,6 +50,21 @@ def test_questions_the_article_cannot_answer_are_refused(seed_service: StorybotS
     answer = seed_service.ask(question)
     assert not answer.answered and answer.text is None and answer.shown.reason
     assert answer.to_json()["answer"] is None
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("What is the population of Finland?", "The article doesn't mention the population."),
+        # The article the question gave stays: "the good recipe" read as if the question had named one.
+        ("What is a good recipe for borscht?", "The article doesn't mention a good recipe."),
+        ("Who is an official spokesman for NATO?", "The article doesn't mention an official spokesman."),
+    ],
+)
+def test_an_attribute_the_article_never_names_is_refused_in_the_questions_words(
+    seed_service: StorybotService, question: str, reason: str
+) -> None:
+    assert refusal_reason(seed_service.retriever.analyse(question)) == reason
 
 
 @pytest.mark.parametrize("question", ["Waht did Bidne warn?", "whta did biden warn", "What did Bdien warn?"])

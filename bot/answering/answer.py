@@ -125,7 +125,7 @@ def refusal_reason(question: QuestionAnalysis) -> str:
     if question.unrelated:
         return f"No single article mentions {_join_names(question.unrelated, 'and')}."
     if question.missing_attribute:
-        return f"{subject} doesn't mention the {question.missing_attribute}."
+        return f"{subject} doesn't mention {question.missing_attribute}."
     return STORY_NOT_SAID if question.scoped else NOT_SAID
 
 

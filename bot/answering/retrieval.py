@@ -126,12 +126,19 @@ _FOCUS = re.compile(
 )
 # "What is the population of ...", "Who is the secretary general of ...": an attribute of something.
 _ATTRIBUTE = re.compile(
-    r"^\s*(?:what|who|which)(?:'s|\s+(?:is|are|was|were))\s+(?:the|a|an)\s+([\w' -]+?)\s+(?:of|for|in|at)\b",
+    r"^\s*(?:what|who|which)(?:'s|\s+(?:is|are|was|were))\s+(the|a|an)\s+([\w' -]+?)\s+(?:of|for|in|at)\b",
     re.I,
 )
 # "... the mayor of Riverton ...": an attribute of a named thing, anywhere in the question.
-_ATTRIBUTE_OF_NAME = re.compile(r"\b(?:the|a|an)\s+([a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,2})\s+of\s+(?:the\s+)?[A-Z]")
+_ATTRIBUTE_OF_NAME = re.compile(r"\b(the|a|an)\s+([a-z][\w'-]*(?:\s+[a-z][\w'-]*){0,2})\s+of\s+(?:the\s+)?[A-Z]")
 _OPENERS = frozenset(["name", "list", "give", "explain", "describe", "summarize", "summarise"])
+
+
+def _with_article(article: str, phrase: str) -> str:
+    """ "the population", "a good recipe", "an official residence": the phrase with the question's article."""
+    if article.lower() == "the":
+        return f"the {phrase}"
+    return f"{'an' if phrase[:1] in 'aeiou' else 'a'} {phrase}"
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,8 @@ class QuestionAnalysis:
     focus: str | None = None  # stem of the answer-type noun: "agency" in "Which agency ...?"
     documents: frozenset[str] | None = None  # the articles it can be answered from (None: any)
     unrelated: tuple[str, ...] = ()  # names and topics that no single article mentions together
-    # "population" in "What is the population of X?" when the corpus never names it.
+    # "the population" in "What is the population of X?" when the corpus never names it, with the article the
+    # question gave it, so the refusal reads as the question did ("a good recipe", not "the good recipe").
     missing_attribute: str | None = None
     corrections: dict[str, str] = field(default_factory=dict)
     header_role: str | None = None  # "date", "outlet", "title": a fact of the article's header is asked for
@@ -233,9 +241,9 @@ class Retriever:
         missing_attribute = None
         if attribute:
             # Looked up in the articles the question is about: a mayor in another story does not count.
-            nouns = content_words(attribute.group(1))
+            nouns = content_words(attribute.group(2))
             if nouns and not any(self._uses(self.lexical.correct(n), documents) for n in nouns):
-                missing_attribute = " ".join(nouns)
+                missing_attribute = _with_article(attribute.group(1), " ".join(nouns))
         return QuestionAnalysis(
             missing_attribute=missing_attribute,
             focus=focus,
