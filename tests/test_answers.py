@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,8 @@ def test_json_contract_over_the_dev_questions_via_stdin(tmp_path: Path, cli) -> 
         f"No index yet in {settings.index_dir}/: building it now.",  # the folder reads as a place
         "Loading the model...",
     ]
+    # ... and says when the build is done, with what it built.
+    assert re.fullmatch(r"Index built: 1 article, \d+ passages \(\d+\.\d s\)\.", result.stderr.splitlines()[2])
 
 
 def test_console_driven_through_stdin(tmp_path: Path, cli) -> None:
