@@ -207,8 +207,10 @@ class Retriever:
         terms = []
         for word in content_words(question):
             corrected = self.lexical.correct(word)
-            if corrected != word:
-                corrections[word] = corrected  # a typo, shown to the user
+            # A typo is shown to the user; an English word read as the corpus's form of it ("meet" as "met")
+            # is not one, as "finland" read as "finnish" below is not.
+            if corrected != word and not is_english_word(word):
+                corrections[word] = corrected
             if corrected not in self.vocabulary.words:
                 corrected = self.vocabulary.form(corrected) or corrected  # "finland" is written "finnish"
             terms.append(corrected)
