@@ -89,13 +89,13 @@ class StorybotService:
         reader = reader or load_reader(settings.reader_model, settings.reader_precision)
         scorer = load_scorer(settings.reader_model)
         if index is None:
-            started = time.perf_counter()
-            index = rebuild_index(settings, embedder).index
+            report = rebuild_index(settings, embedder)
+            index = report.index
             # Closes the "building it now" line: the wait is over, and what was built.
             articles, passages = len(index.documents), len(index.chunks)
             status.show(
                 f"Index built: {articles} article{'s' if articles != 1 else ''}, {passages} passages "
-                f"({time.perf_counter() - started:.1f} s)."
+                f"({report.seconds:.1f} s)."
             )
         elif index.manifest.dimension != embedder.dimension:
             raise IndexDamagedError(
